@@ -1,0 +1,280 @@
+"""The learner: PPO in JAX with the whole update compiled (SPEC 4; PureJaxRL pattern).
+
+One *run* is one learner in one world under one caregiver/presence/ISR setting. Everything a
+run needs is in two pytrees: :class:`RunState` (what changes: network, optimizer, the
+environments) and :class:`RunSpec` (what is fixed for a phase: world parameters, caregiver,
+presence schedule, ISR). Runs of different seeds and conditions share shapes, so a batch of
+them is one ``vmap``. The update follows Stable-Baselines3's PPO, which the authors ran:
+rollout, truncation bootstrap, GAE, epochs of shuffled minibatches with per-minibatch
+advantage normalization, clipped policy loss, unclipped value loss, global-norm clipping.
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from . import caregiver as caregiver_
+from . import env as env_
+from . import isr as isr_
+from . import presence as presence_
+from .config import PPOConfig
+from .distributions import Categorical
+from .networks import actor_critic
+
+
+@struct.dataclass
+class RunSpec:
+    """What is fixed for a run during a phase (vmapped over runs)."""
+
+    world: Any  # the world's params pytree
+    caregiver: caregiver_.Caregiver
+    presence: presence_.Presence
+    isr_gain: jax.Array  # float32 [], 1 to use the ISR's R_i when the caregiver is absent, 0 for none
+    isr_params: Any  # the frozen ISR's parameters (any valid params when isr_gain is 0)
+
+
+@struct.dataclass
+class RunState:
+    """What a run carries from update to update (and from phase to phase)."""
+
+    params: Any
+    opt_state: Any
+    env_state: Any  # [n_envs] world states
+    obs: jax.Array  # uint8 [n_envs, *obs_shape]
+    episode_draw: jax.Array  # float32 [n_envs], the presence draw of each current episode
+    t: jax.Array  # int32 [], environment steps (per environment) taken in this phase
+    key: jax.Array
+
+
+class Transition(NamedTuple):
+    obs: jax.Array  # uint8 [..., *obs_shape], the observation the action was taken on
+    action: jax.Array  # int32
+    logp: jax.Array
+    value: jax.Array
+    r_e: jax.Array  # environment reward
+    r_s: jax.Array  # the caregiver's social reward (paid only as far as it is present)
+    waive: jax.Array  # the caregiver would waive this step's cost (goal step, SPEC 3)
+    presence: jax.Array  # P of this step
+    terminated: jax.Array
+    truncated: jax.Array
+    final_obs: jax.Array  # observation the step ended on (before any reset)
+    goal: jax.Array  # the caregiver's event (goal reached / partner helped)
+    forward: jax.Array
+
+
+def gae(rewards, values, dones, last_value, gamma: float, lam: float):
+    """Generalized advantage estimation by a reverse scan; arrays ``[T, ...]``.
+
+    ``dones[t]``: the episode ended at step t (no bootstrap from values[t + 1]).
+    Returns (advantages, returns).
+    """
+
+    def back(carry, x):
+        next_adv, next_value = carry
+        r, v, d = x
+        nonterminal = 1.0 - d
+        delta = r + gamma * next_value * nonterminal - v
+        adv = delta + gamma * lam * nonterminal * next_adv
+        return (adv, v), adv
+
+    _, adv = jax.lax.scan(back, (jnp.zeros_like(last_value), last_value), (rewards, values, dones.astype(jnp.float32)),
+                          reverse=True)
+    return adv, adv + values
+
+
+class Learner:
+    """PPO over a world, built once per (config, world, phase kind); its methods are pure."""
+
+    def __init__(self, cfg: PPOConfig, env: env_.Env, *, use_isr: bool, isr_planes: str = "onehot"):
+        cfg.validate()
+        self.cfg = cfg
+        self.env = env
+        self.use_isr = use_isr
+        self.isr_planes = isr_planes
+        self.net = actor_critic(cfg.network, env.n_actions, cfg.hidden)
+        self.tx = optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.lr, eps=cfg.adam_eps))
+
+    # -- set-up -------------------------------------------------------------------------------
+    def init(self, key: jax.Array, world_params) -> RunState:
+        """A fresh learner with fresh environments (one run; vmap over runs)."""
+        k_net, k_env, k_draw, key = jax.random.split(key, 4)
+        obs, env_state = jax.vmap(self.env.reset, in_axes=(0, None))(
+            jax.random.split(k_env, self.cfg.n_envs), world_params)
+        params = self.net.init(k_net, obs[:1])
+        return RunState(params, self.tx.init(params), env_state, obs,
+                        jax.random.uniform(k_draw, (self.cfg.n_envs,)), jnp.int32(0), key)
+
+    def enter_phase(self, state: RunState, key: jax.Array, world_params) -> RunState:
+        """Keep the network and optimizer state; start fresh environments for a new phase."""
+        fresh = self.init(key, world_params)
+        return fresh.replace(params=state.params, opt_state=state.opt_state)
+
+    # -- acting -------------------------------------------------------------------------------
+    def policy(self, params, obs):
+        logits, value = self.net.apply(params, obs)
+        return Categorical(logits), value
+
+    def rollout(self, state: RunState, spec: RunSpec):
+        """Collect ``n_steps`` steps in each of ``n_envs`` environments. Returns (state, traj)."""
+        step_env = jax.vmap(lambda k, s, a: env_.auto_reset_step(self.env, k, s, a, spec.world))
+
+        def one(carry, _):
+            env_state, obs, draw, t, key = carry
+            key, k_act, k_env, k_pres, k_draw = jax.random.split(key, 5)
+            dist, value = self.policy(state.params, obs)
+            action = dist.sample(k_act)
+            p = presence_.sample(spec.presence, k_pres, t.astype(jnp.float32), draw)
+            next_obs, next_state, r_e, term, trunc, info = step_env(
+                jax.random.split(k_env, self.cfg.n_envs), env_state, action)
+            done = term | trunc
+            draw = jnp.where(done, jax.random.uniform(k_draw, draw.shape), draw)
+            tr = Transition(obs, action, dist.log_prob(action), value, r_e,
+                            caregiver_.social_reward(spec.caregiver, info),
+                            caregiver_.waived(spec.caregiver, info), p, term, trunc, info["final_obs"],
+                            info["goal_reached"], info.get("forward", jnp.zeros_like(done)))
+            return (next_state, next_obs, draw, t + 1, key), tr
+
+        carry = (state.env_state, state.obs, state.episode_draw, state.t, state.key)
+        (env_state, obs, draw, t, key), traj = jax.lax.scan(one, carry, None, self.cfg.n_steps)
+        return state.replace(env_state=env_state, obs=obs, episode_draw=draw, t=t, key=key), traj
+
+    def internal_reward(self, spec: RunSpec, obs, action):
+        """R_i of the frozen ISR for a batch of (obs, action)."""
+        if not self.use_isr:
+            return jnp.zeros(action.shape, jnp.float32)
+        x = isr_.inputs(obs, action, self.env.n_actions, self.isr_planes)
+        return spec.isr_gain * isr_.predict(spec.isr_params, x)
+
+    # -- learning -----------------------------------------------------------------------------
+    def loss(self, params, mb):
+        obs, action, old_logp, adv, returns = mb
+        dist, value = self.policy(params, obs)
+        logp = dist.log_prob(action)
+        if self.cfg.normalize_advantage:
+            # Per minibatch, with the unbiased std, as Stable-Baselines3 (torch.std) does.
+            adv = (adv - adv.mean()) / (jnp.std(adv, ddof=1) + 1e-8)
+        ratio = jnp.exp(logp - old_logp)
+        clip = self.cfg.clip
+        pg_loss = -jnp.minimum(adv * ratio, adv * jnp.clip(ratio, 1 - clip, 1 + clip)).mean()
+        v_loss = jnp.mean((returns - value) ** 2)
+        entropy = dist.entropy().mean()
+        total = pg_loss - self.cfg.ent_coef * entropy + self.cfg.vf_coef * v_loss
+        approx_kl = jnp.mean((ratio - 1) - (logp - old_logp))
+        clip_frac = jnp.mean(jnp.abs(ratio - 1) > clip)
+        return total, (pg_loss, v_loss, entropy, approx_kl, clip_frac)
+
+    def update(self, state: RunState, spec: RunSpec):
+        """One PPO update: rollout, rewards, GAE, epochs. Returns (state, metrics, traj)."""
+        cfg = self.cfg
+        state, traj = self.rollout(state, spec)
+
+        # The learner's utility U = R_e + P R_s + (1 - P) R_i (SPEC 2), computed for the whole
+        # rollout at once (the ISR is frozen within a phase, so batching it is exact).
+        r_i = self.internal_reward(spec, traj.obs, traj.action)
+        u = presence_.utility(traj.r_e, traj.r_s, r_i, traj.presence, traj.waive)
+        reward = u
+        if cfg.bootstrap_truncated:
+            _, final_value = self.policy(state.params, traj.final_obs)
+            reward = reward + cfg.gamma * final_value * (traj.truncated & ~traj.terminated)
+        _, last_value = self.policy(state.params, state.obs)
+        done = traj.terminated | traj.truncated
+        adv, returns = gae(reward, traj.value, done, last_value, cfg.gamma, cfg.gae_lambda)
+
+        flat = jax.tree.map(lambda x: x.reshape((cfg.batch_size,) + x.shape[2:]),
+                            (traj.obs, traj.action, traj.logp, adv, returns))
+
+        def minibatch(carry, mb):
+            params, opt_state = carry
+            grads, aux = jax.grad(self.loss, has_aux=True)(params, mb)
+            updates, opt_state = self.tx.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), aux
+
+        def epoch(carry, key):
+            perm = jax.random.permutation(key, cfg.batch_size)
+            mbs = jax.tree.map(lambda x: x[perm].reshape((cfg.n_minibatches, cfg.minibatch_size) + x.shape[1:]), flat)
+            return jax.lax.scan(minibatch, carry, mbs)
+
+        key, k_epochs = jax.random.split(state.key)
+        (params, opt_state), aux = jax.lax.scan(epoch, (state.params, state.opt_state),
+                                                jax.random.split(k_epochs, cfg.n_epochs))
+        state = state.replace(params=params, opt_state=opt_state, key=key)
+
+        episodes = jnp.maximum(done.sum(), 1)
+        true_reward = presence_.utility(traj.r_e, traj.r_s, 0.0, 1.0, traj.waive)  # the caregiver's view
+        metrics = {
+            "goals_per_episode": traj.goal.sum() / episodes,
+            "forward_per_episode": traj.forward.sum() / episodes,
+            "true_return": true_reward.sum() / episodes,
+            "internal_return": (r_i * (1.0 - traj.presence)).sum() / episodes,
+            "isr_output": r_i.sum() / episodes,
+            "utility_return": u.sum() / episodes,
+            "presence": traj.presence.mean(),
+            "episodes": done.sum(),
+            "pg_loss": aux[0][-1].mean(),
+            "value_loss": aux[1][-1].mean(),
+            "entropy": aux[2][-1].mean(),
+            "approx_kl": aux[3][-1].mean(),
+            "clip_fraction": aux[4][-1].mean(),
+        }
+        return state, metrics, traj
+
+    # -- chunks of updates (one compiled call) ------------------------------------------------
+    def chunk(self, state: RunState, spec: RunSpec, n: jax.Array, *, max_updates: int, collect: bool):
+        """Run ``n <= max_updates`` updates. Returns (state, metrics [max_updates], data).
+
+        ``data`` (when ``collect``): every step's ``(obs, action, r_s)`` with leading dims
+        ``[max_updates, n_steps, n_envs]``, for the ISR; rows past ``n`` are zeros.
+        """
+
+        def pick(traj):
+            return (traj.obs, traj.action, traj.r_s) if collect else ()
+
+        def shapes():
+            st, m, traj = self.update(state, spec)
+            return m, pick(traj)
+
+        m_shape, d_shape = jax.eval_shape(shapes)
+        bufs = jax.tree.map(lambda s: jnp.zeros((max_updates,) + s.shape, s.dtype), (m_shape, d_shape))
+
+        def body(i, carry):
+            st, (mb, db) = carry
+            st, m, traj = self.update(st, spec)
+            put = lambda b, x: jax.lax.dynamic_update_index_in_dim(b, x, i, 0)  # noqa: E731
+            return st, (jax.tree.map(put, mb, m), jax.tree.map(put, db, pick(traj)))
+
+        state, (metrics, data) = jax.lax.fori_loop(0, n, body, (state, bufs))
+        return state, metrics, data
+
+    # -- evaluation ---------------------------------------------------------------------------
+    def evaluate(self, params, key: jax.Array, world_params, cg: caregiver_.Caregiver, n_episodes: int,
+                 max_steps: int, deterministic: bool = True):
+        """Returns per episode (SPEC 7.3: R_e + R_s with the caregiver present) and goals.
+
+        Runs ``n_episodes`` episodes side by side to truncation. Returns (returns, goals),
+        each ``float32 [n_episodes]``. Worlds that terminate early stop counting at termination.
+        """
+        k_reset, k_steps = jax.random.split(key)
+        obs, st = jax.vmap(self.env.reset, in_axes=(0, None))(jax.random.split(k_reset, n_episodes), world_params)
+        step_env = jax.vmap(self.env.step, in_axes=(0, 0, 0, None))
+
+        def one(carry, key):
+            obs, st, alive, ret, goals = carry
+            k_act, k_env = jax.random.split(key)
+            dist, _ = self.policy(params, obs)
+            action = dist.mode() if deterministic else dist.sample(k_act)
+            obs, st, r_e, term, trunc, info = step_env(jax.random.split(k_env, n_episodes), st, action, world_params)
+            r_s = caregiver_.social_reward(cg, info)
+            r = presence_.utility(r_e, r_s, 0.0, 1.0, caregiver_.waived(cg, info))
+            ret = ret + alive * r
+            goals = goals + alive * info["goal_reached"]
+            alive = alive * (1.0 - (term | trunc))
+            return (obs, st, alive, ret, goals), None
+
+        zeros = jnp.zeros(n_episodes)
+        (_, _, _, ret, goals), _ = jax.lax.scan(one, (obs, st, jnp.ones(n_episodes), zeros, zeros),
+                                                jax.random.split(k_steps, max_steps))
+        return ret, goals

@@ -1,0 +1,114 @@
+"""Networks of the learner (SPEC 4) and the ISR (SPEC 5), in Flax linen.
+
+Inputs are MiniGrid-encoded egocentric views ``uint8 [..., V, V, C]``.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+import numpy as np
+
+from . import world
+
+
+def _dense(features: int, gain: float) -> nn.Dense:
+    return nn.Dense(features, kernel_init=nn.initializers.orthogonal(gain), bias_init=nn.initializers.zeros)
+
+
+class Conv2x2(nn.Module):
+    """A 2x2 'valid' convolution written as patches @ kernel.
+
+    Same parameters and result as ``nn.Conv(features, (2, 2), padding="VALID")``, but it lowers
+    to a matrix product, which stays a batched matrix product under ``vmap`` over runs with
+    different weights; a vmapped ``lax.conv`` becomes a grouped convolution that XLA's CPU
+    backend runs many times slower (measured: docs/performance.md).
+    """
+
+    features: int
+    gain: float = float(np.sqrt(2))
+
+    @nn.compact
+    def __call__(self, x):
+        c = x.shape[-1]
+        kernel = self.param("kernel", nn.initializers.orthogonal(self.gain), (2, 2, c, self.features))
+        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        patches = jnp.concatenate(
+            [x[..., :-1, :-1, :], x[..., :-1, 1:, :], x[..., 1:, :-1, :], x[..., 1:, 1:, :]], -1)
+        return patches @ kernel.reshape(4 * c, self.features) + bias
+
+
+def _conv(features: int, gain: float) -> Conv2x2:
+    return Conv2x2(features, float(gain))
+
+
+def _heads(x, hidden: Sequence[int], n_actions: int, act=nn.tanh):
+    """Policy and value heads; Stable-Baselines3's gains (sqrt 2, 0.01 logits, 1 value)."""
+    pi, v = x, x
+    for h in hidden:
+        pi = act(_dense(h, np.sqrt(2))(pi))
+    for h in hidden:
+        v = act(_dense(h, np.sqrt(2))(v))
+    return _dense(n_actions, 0.01)(pi), _dense(1, 1.0)(v)[..., 0]
+
+
+class PaperActorCritic(nn.Module):
+    """SPEC 4: obs/255 -> conv 2x2 (16, 32, 64) -> dense 128, shared by two 64-64 tanh heads."""
+
+    n_actions: int
+    hidden: Sequence[int] = (64, 64)
+
+    @nn.compact
+    def __call__(self, obs):
+        x = obs.astype(jnp.float32) / 255.0
+        for f in (16, 32, 64):
+            x = nn.relu(_conv(f, np.sqrt(2))(x))
+        x = x.reshape(x.shape[:-3] + (-1,))
+        x = nn.relu(_dense(128, np.sqrt(2))(x))
+        return _heads(x, self.hidden, self.n_actions)
+
+
+def compact_features(obs):
+    """The ``fast`` preset's encoding: wall and goal planes of the egocentric view, flat.
+
+    The view is egocentric, so the agent's position and direction are implicit; walls and the
+    goal are all that varies. ``uint8 [..., V, V, 4] -> float32 [..., 2 * V * V]``.
+    """
+    walls = (obs[..., 0] == world.OBJ_WALL).astype(jnp.float32)
+    goal = obs[..., 3].astype(jnp.float32)
+    flat = jnp.stack([walls, goal], -1)
+    return flat.reshape(flat.shape[:-3] + (-1,))
+
+
+class MLPActorCritic(nn.Module):
+    """The ``fast`` preset's network: separate tanh MLPs on the compact encoding."""
+
+    n_actions: int
+    hidden: Sequence[int] = (64, 64)
+
+    @nn.compact
+    def __call__(self, obs):
+        return _heads(compact_features(obs), self.hidden, self.n_actions)
+
+
+def actor_critic(name: str, n_actions: int, hidden: Sequence[int]) -> nn.Module:
+    if name == "paper_cnn":
+        return PaperActorCritic(n_actions, tuple(hidden))
+    if name == "mlp":
+        return MLPActorCritic(n_actions, tuple(hidden))
+    raise ValueError(f"unknown network {name!r}")
+
+
+class ISRNetwork(nn.Module):
+    """SPEC 5: conv 2x2 (16, 32) -> dense 32 -> dense 32 -> 1; raw inputs, orthogonal sqrt 2."""
+
+    @nn.compact
+    def __call__(self, x):
+        x = x.astype(jnp.float32)
+        for f in (16, 32):
+            x = nn.relu(_conv(f, np.sqrt(2))(x))
+        x = x.reshape(x.shape[:-3] + (-1,))
+        for h in (32, 32):
+            x = nn.relu(_dense(h, np.sqrt(2))(x))
+        return _dense(1, np.sqrt(2))(x)[..., 0]

@@ -1,0 +1,118 @@
+"""The phases of the paper's pipeline: socialize -> internalize (fit the ISR) -> autonomy.
+
+Each phase runs a batch of runs (seeds, or seeds x conditions) as one vmapped, compiled
+program, called in chunks of updates so that long work reports progress and can be
+checkpointed between chunks. Results come back as NumPy arrays with a leading runs axis.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import isr as isr_
+from .config import ISRConfig
+from .learner import Learner, RunSpec, RunState
+
+Progress = Callable[[int], None]  # called with environment steps just done (all runs)
+
+
+def n_updates(steps: int, batch_size: int) -> int:
+    """PPO updates for a budget of environment steps, rounded up as Stable-Baselines3 does."""
+    return max(1, math.ceil(steps / batch_size))
+
+
+def stack(trees: list) -> Any:
+    """Stack a list of pytrees along a new leading axis (the runs axis)."""
+    return jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *trees)
+
+
+def repeat(tree: Any, times: int) -> Any:
+    """Repeat each run ``times`` times in place (run r -> runs r*times .. r*times+times-1)."""
+    return jax.tree.map(lambda x: jnp.repeat(x, times, axis=0), tree)
+
+
+_COMPILED: dict = {}
+
+
+def _chunk_fn(learner: Learner, max_updates: int, collect: bool):
+    key = (id(learner), max_updates, collect)
+    if key not in _COMPILED:
+        def one(state, spec, n):
+            return learner.chunk(state, spec, n, max_updates=max_updates, collect=collect)
+
+        _COMPILED[key] = (learner, jax.jit(jax.vmap(one, in_axes=(0, 0, None)), donate_argnums=0))
+    return _COMPILED[key][1]
+
+
+@dataclass
+class PhaseResult:
+    state: RunState  # [runs] final learner states
+    metrics: dict[str, np.ndarray]  # name -> [runs, updates]
+    data: tuple | None  # (obs [runs, N, ...], action [runs, N], r_s [runs, N]) when collected
+
+
+def run(learner: Learner, state: RunState, spec: RunSpec, updates: int, chunk: int, *,
+        collect: bool = False, progress: Progress | None = None) -> PhaseResult:
+    """Run ``updates`` PPO updates for every run of the batch."""
+    fn = _chunk_fn(learner, chunk, collect)
+    runs = jax.tree.leaves(spec)[0].shape[0]
+    metrics, data = [], []
+    done = 0
+    while done < updates:
+        n = min(chunk, updates - done)
+        state, m, d = fn(state, spec, jnp.int32(n))
+        metrics.append(jax.tree.map(lambda x: np.asarray(x)[:, :n], m))
+        if collect:
+            data.append(jax.tree.map(lambda x: np.asarray(x)[:, :n], d))
+        done += n
+        if progress is not None:
+            progress(n * learner.cfg.batch_size * runs)
+    out_m = {k: np.concatenate([m[k] for m in metrics], 1) for k in metrics[0]}
+    out_d = None
+    if collect:
+        # [runs, updates, n_steps, n_envs, ...] -> [runs, steps in the order they happened, ...]
+        out_d = tuple(np.concatenate([d[i] for d in data], 1) for i in range(3))
+        out_d = tuple(x.reshape((x.shape[0], -1) + x.shape[4:]) for x in out_d)
+    return PhaseResult(state, out_m, out_d)
+
+
+def socialize(learner: Learner, keys: jax.Array, spec: RunSpec, steps: int, chunk: int,
+              progress: Progress | None = None) -> PhaseResult:
+    """Socialization (SPEC 2): the caregiver is present; every step is kept for the ISR."""
+    state = jax.vmap(learner.init)(keys, spec.world)
+    return run(learner, state, spec, n_updates(steps, learner.cfg.batch_size), chunk, collect=True,
+               progress=progress)
+
+
+@dataclass
+class Internalized:
+    params: Any  # [seeds] fitted ISR parameters
+    train_loss: np.ndarray  # [seeds, N_EVALS]
+    test_mse: np.ndarray  # [seeds, N_EVALS]
+    samples_seen: np.ndarray  # [N_EVALS]
+    pearson: np.ndarray  # [seeds], prediction vs the caregiver's reward on held-out steps
+    n_train: int
+    n_test: int
+
+
+def internalize(keys: jax.Array, data: tuple, cfg: ISRConfig, n_actions: int) -> Internalized:
+    """Fit one ISR per run on its socialization data (SPEC 5), all runs at once."""
+    obs, action, r_s = data
+    n_train, n_test = isr_.split_sizes(obs.shape[1], cfg)
+    fit = jax.jit(jax.vmap(lambda k, o, a, r: isr_.fit(k, o, a, r, cfg, n_actions)))
+    res = fit(keys, jnp.asarray(obs), jnp.asarray(action), jnp.asarray(r_s))
+    pearson = jax.vmap(isr_.pearson)(res.test_pred, res.test_target)
+    return Internalized(res.params, np.asarray(res.train_loss), np.asarray(res.test_mse),
+                        np.asarray(res.samples_seen[0]), np.asarray(pearson), n_train, n_test)
+
+
+def autonomy(learner: Learner, state: RunState, keys: jax.Array, spec: RunSpec, steps: int, chunk: int,
+             progress: Progress | None = None) -> PhaseResult:
+    """Autonomy (SPEC 6): the socialized policy and optimizer go on, fresh environments."""
+    state = jax.vmap(learner.enter_phase)(state, keys, spec.world)
+    return run(learner, state, spec, n_updates(steps, learner.cfg.batch_size), chunk, progress=progress)

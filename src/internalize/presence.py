@@ -1,0 +1,71 @@
+"""Presence P of the caregiver and the learner's utility (SPEC 2).
+
+U = R_e + P * R_s + (1 - P) * R_i.
+
+A schedule is a small pytree of numbers, so schedules of different kinds ride one vmap:
+the probability p(t) moves linearly from ``start`` to ``end`` over ``horizon`` environment
+steps of the phase (constant when start == end), and ``mode`` says how P follows it:
+
+- ``EXPECTED``: P = p(t), a fraction (the paper's phase switch is p = 1 or p = 0).
+- ``PER_STEP``: P ~ Bernoulli(p(t)) drawn every step.
+- ``PER_EPISODE``: one uniform draw u per episode, P = [u < p(t)], so the caregiver is there
+  for whole episodes (and, with a fading p, leaves once p(t) falls below that episode's u).
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+EXPECTED, PER_STEP, PER_EPISODE = 0, 1, 2
+MODES = {"expected": EXPECTED, "per_step": PER_STEP, "per_episode": PER_EPISODE}
+
+
+@struct.dataclass
+class Presence:
+    start: jax.Array  # float32 [], p at the start of the phase
+    end: jax.Array  # float32 [], p once `horizon` steps have passed
+    horizon: jax.Array  # float32 [], environment steps (per environment) of the ramp
+    mode: jax.Array  # int32 [], EXPECTED, PER_STEP or PER_EPISODE
+
+
+def schedule(start: float, end: float | None = None, horizon: float = 1.0, mode: str = "expected") -> Presence:
+    if mode not in MODES:
+        raise ValueError(f"unknown presence mode {mode!r}; known: {', '.join(MODES)}")
+    end = start if end is None else end
+    for name, v in (("start", start), ("end", end)):
+        if not 0.0 <= v <= 1.0:
+            raise ValueError(f"presence {name} must be in [0, 1], got {v}")
+    if horizon <= 0:
+        raise ValueError(f"presence horizon must be positive, got {horizon}")
+    return Presence(jnp.float32(start), jnp.float32(end), jnp.float32(horizon), jnp.int32(MODES[mode]))
+
+
+def present() -> Presence:
+    """The caregiver is there throughout (socialization; the `oracle` condition)."""
+    return schedule(1.0)
+
+
+def absent() -> Presence:
+    """The caregiver has left (autonomy under `none` and `isr`)."""
+    return schedule(0.0)
+
+
+def probability(p: Presence, t: jax.Array) -> jax.Array:
+    """p(t) for the phase's environment step t (per environment)."""
+    frac = jnp.clip(t / p.horizon, 0.0, 1.0)
+    return p.start + (p.end - p.start) * frac
+
+
+def sample(p: Presence, key: jax.Array, t: jax.Array, episode_draw: jax.Array) -> jax.Array:
+    """P for one step. ``episode_draw``: the uniform drawn at the start of the episode."""
+    prob = probability(p, t)
+    step_draw = jax.random.uniform(key, jnp.shape(episode_draw))
+    bern_step = (step_draw < prob).astype(jnp.float32)
+    bern_episode = (episode_draw < prob).astype(jnp.float32)
+    return jnp.select([p.mode == PER_STEP, p.mode == PER_EPISODE], [bern_step, bern_episode], prob)
+
+
+def utility(r_e: jax.Array, r_s: jax.Array, r_i: jax.Array, presence: jax.Array, waive: jax.Array) -> jax.Array:
+    """U = R_e * (1 - P * waive) + P * R_s + (1 - P) * R_i (SPEC 2; waive: SPEC 3 goal step)."""
+    return r_e * (1.0 - presence * waive) + presence * r_s + (1.0 - presence) * r_i

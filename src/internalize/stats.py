@@ -1,0 +1,50 @@
+"""Statistics as the paper reports them: per-seed values, means with 95% intervals, t-tests."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import stats as sps
+
+
+def mean_ci(x, axis: int = 0, level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and the t-based confidence interval over ``axis`` (seeds). Returns (mean, lo, hi).
+
+    With one seed the interval collapses to the mean.
+    """
+    x = np.asarray(x, dtype=float)
+    n = x.shape[axis]
+    mean = x.mean(axis)
+    if n < 2:
+        return mean, mean.copy(), mean.copy()
+    sem = x.std(axis, ddof=1) / math.sqrt(n)
+    half = sps.t.ppf(0.5 + level / 2, n - 1) * sem
+    return mean, mean - half, mean + half
+
+
+def ttest_ind(a, b) -> tuple[float, float]:
+    """Two-sample t-test (Student's, equal variances, as scipy's default). Returns (t, p).
+
+    NaN p when either sample has fewer than two values or both are constant and equal.
+    """
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if len(a) < 2 or len(b) < 2:
+        return float("nan"), float("nan")
+    res = sps.ttest_ind(a, b)
+    return float(res.statistic), float(res.pvalue)
+
+
+def ttest_rel(a, b) -> tuple[float, float]:
+    """Paired t-test over seeds. Returns (t, p)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if len(a) < 2:
+        return float("nan"), float("nan")
+    res = sps.ttest_rel(a, b)
+    return float(res.statistic), float(res.pvalue)
+
+
+def tail_mean(curve, fraction: float = 0.1) -> np.ndarray:
+    """Mean over the last ``fraction`` of the last axis (at least one point)."""
+    curve = np.asarray(curve, float)
+    k = max(1, int(round(curve.shape[-1] * fraction)))
+    return curve[..., -k:].mean(-1)

@@ -1,0 +1,382 @@
+"""The coin gridworld of the paper (SPEC 3), as pure functions over pytree state.
+
+A (size+2) x (size+2) room with a wall border (size 5 gives the paper's 7x7 room with a 5x5
+interior). Each layout has interior walls (random, or one of the named maps), one goal and
+the agent. Actions: 0 turn left, 1 turn right, 2 forward. Stepping onto the goal draws a
+fresh layout without ending the episode; episodes end by truncation only (SPEC 3).
+
+Grids are indexed ``[x, y]`` like MiniGrid (x to the right, y down); directions follow
+MiniGrid: 0 = +x (right), 1 = +y (down), 2 = -x (left), 3 = -y (up).
+
+The world follows the gymnax pattern: ``reset(key, params) -> (obs, state)`` and
+``step(key, state, action, params) -> (obs, state, reward, terminated, truncated, info)``.
+``step`` does not reset at truncation; :func:`auto_reset_step` does, returning the final
+observation so that a learner can bootstrap a truncated episode.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from . import env
+
+# MiniGrid's integer encoding (object type, colour, state).
+OBJ_UNSEEN, OBJ_EMPTY, OBJ_WALL, OBJ_BALL, OBJ_GOAL, OBJ_AGENT = 0, 1, 2, 6, 8, 10
+COLOR_RED, COLOR_GREEN, COLOR_BLUE, COLOR_PURPLE, COLOR_YELLOW, COLOR_GREY = 0, 1, 2, 3, 4, 5
+
+LEFT, RIGHT, FORWARD = 0, 1, 2
+N_ACTIONS = 3
+DIR_VEC = np.array([[1, 0], [0, 1], [-1, 0], [0, -1]], dtype=np.int32)
+
+# The named 5-wall maps of SPEC 3, as readable strings ('#' wall, '.' free); rows are y.
+MAP_STRINGS: dict[str, str] = {
+    "plus": """
+        #######
+        #.....#
+        #..#..#
+        #.###.#
+        #..#..#
+        #.....#
+        #######""",
+    "x": """
+        #######
+        #.....#
+        #.#.#.#
+        #..#..#
+        #.#.#.#
+        #.....#
+        #######""",
+    "U": """
+        #######
+        #.....#
+        #.#.#.#
+        #.#.#.#
+        #..#..#
+        #.....#
+        #######""",
+    "T": """
+        #######
+        #.....#
+        #.###.#
+        #..#..#
+        #..#..#
+        #.....#
+        #######""",
+    "4rooms": """
+        #######
+        #..#..#
+        #.....#
+        ##.#.##
+        #.....#
+        #..#..#
+        #######""",
+}
+
+
+class MapError(ValueError):
+    """A map string that does not describe a valid room."""
+
+
+def parse_map(text: str) -> np.ndarray:
+    """Parse a map string into a wall mask ``bool[W, H]`` indexed ``[x, y]``.
+
+    Rows are y (top first), columns x; '#' is a wall, '.' free. The border must be walls and
+    at least two interior cells free (for the goal and the agent).
+    """
+    if not isinstance(text, str):
+        raise MapError(f"map must be a string, got {type(text).__name__}")
+    rows = [r.strip() for r in text.strip().splitlines() if r.strip()]
+    if not rows:
+        raise MapError("map is empty")
+    width = len(rows[0])
+    if any(len(r) != width for r in rows):
+        raise MapError(f"map rows differ in length: {[len(r) for r in rows]}")
+    if len(rows) < 3 or width < 3:
+        raise MapError(f"map is {width}x{len(rows)}; it needs at least 3x3 with its border")
+    bad = sorted({c for r in rows for c in r} - {"#", "."})
+    if bad:
+        raise MapError(f"map has characters other than '#' and '.': {''.join(bad)!r}")
+    walls = np.array([[c == "#" for c in r] for r in rows], dtype=bool).T  # -> [x, y]
+    border = np.ones_like(walls)
+    border[1:-1, 1:-1] = False
+    if not walls[border].all():
+        raise MapError("map border must be all walls")
+    if (~walls).sum() < 2:
+        raise MapError("map needs at least two free cells (goal and agent)")
+    return walls
+
+
+NAMED_MAPS: dict[str, np.ndarray] = {name: parse_map(s) for name, s in MAP_STRINGS.items()}
+
+
+@struct.dataclass
+class CoinParams:
+    """World parameters. Array fields may differ across a vmapped batch; static ones may not."""
+
+    n_walls: jax.Array  # int32 [], random interior walls (ignored with a fixed map)
+    fixed_walls: jax.Array  # bool [W, H], the fixed map's walls (border included)
+    use_fixed_walls: jax.Array  # bool [], draw only goal and agent on fixed_walls
+    step_cost: jax.Array  # float32 [], paid by every forward action (SPEC 3: 0.9 / 20)
+    max_steps: jax.Array  # int32 [], truncation length (SPEC 3: 4 * size^2 / 5 = 20)
+    size: int = struct.field(pytree_node=False, default=5)  # interior side
+    # Our option (SPEC 3 quirk): redraw layouts until the goal is reachable from the agent.
+    reachable_only: bool = struct.field(pytree_node=False, default=False)
+
+    @property
+    def width(self) -> int:
+        return self.size + 2
+
+    @property
+    def view(self) -> int:
+        """Side of the egocentric window: it covers the whole interior from any cell."""
+        return 2 * self.size - 1
+
+
+def coin_params(
+    n_walls: int = 3,
+    map_name: str | None = None,
+    size: int = 5,
+    max_steps: int | None = None,
+    step_cost_total: float = 0.9,
+    reachable_only: bool = False,
+) -> CoinParams:
+    """Build world parameters. ``map_name`` picks a named map (SPEC 3) instead of random walls."""
+    if size < 2:
+        raise ValueError(f"world size must be at least 2, got {size}")
+    width = size + 2
+    if max_steps is None:
+        max_steps = max(1, 4 * size * size // 5)
+    if map_name is not None:
+        if map_name not in NAMED_MAPS:
+            raise ValueError(f"unknown map {map_name!r}; known maps: {', '.join(NAMED_MAPS)}")
+        fixed = NAMED_MAPS[map_name]
+        if fixed.shape != (width, width):
+            raise ValueError(f"map {map_name!r} is {fixed.shape[0]}x{fixed.shape[1]}, world is {width}x{width}")
+    else:
+        if not 0 <= n_walls <= size * size - 2:
+            raise ValueError(f"n_walls must be in 0..{size * size - 2} for size {size}, got {n_walls}")
+        fixed = np.zeros((width, width), bool)
+        fixed[0, :] = fixed[-1, :] = fixed[:, 0] = fixed[:, -1] = True
+    return CoinParams(
+        n_walls=jnp.int32(n_walls),
+        fixed_walls=jnp.asarray(fixed),
+        use_fixed_walls=jnp.bool_(map_name is not None),
+        step_cost=jnp.float32(step_cost_total / max_steps),
+        max_steps=jnp.int32(max_steps),
+        size=size,
+        reachable_only=reachable_only,
+    )
+
+
+@struct.dataclass
+class CoinState:
+    walls: jax.Array  # bool [W, H]
+    goal: jax.Array  # int32 [2], (x, y)
+    pos: jax.Array  # int32 [2], (x, y)
+    dir: jax.Array  # int32 [], 0..3
+    t: jax.Array  # int32 [], steps taken this episode
+
+
+class Layout(NamedTuple):
+    walls: jax.Array
+    goal: jax.Array
+    pos: jax.Array
+    dir: jax.Array
+
+
+def _border(width: int) -> np.ndarray:
+    b = np.ones((width, width), bool)
+    b[1:-1, 1:-1] = False
+    return b
+
+
+def _reachable(walls: jax.Array, start: jax.Array, target: jax.Array, size: int) -> jax.Array:
+    """Flood fill from start over free cells; whether target is reached."""
+    reach = jnp.zeros_like(walls).at[start[0], start[1]].set(True)
+    free = ~walls
+
+    def grow(_, r):
+        n = r | jnp.roll(r, 1, 0) | jnp.roll(r, -1, 0) | jnp.roll(r, 1, 1) | jnp.roll(r, -1, 1)
+        return n & free
+
+    reach = jax.lax.fori_loop(0, size * size, grow, reach)
+    return reach[target[0], target[1]]
+
+
+def _draw_layout_once(key: jax.Array, params: CoinParams) -> Layout:
+    size, width = params.size, params.width
+    k_cells, k_dir = jax.random.split(key)
+    interior = np.stack(np.meshgrid(np.arange(1, size + 1), np.arange(1, size + 1), indexing="ij"), -1)
+    interior = jnp.asarray(interior.reshape(-1, 2))  # [size*size, 2]
+    fixed_interior = params.fixed_walls[interior[:, 0], interior[:, 1]]
+    fixed = params.use_fixed_walls
+    # A random order of the interior cells; on a fixed map its walls go last. Ranks by
+    # pairwise comparison avoid a sort (cheap for 25 cells, and n_walls may be traced).
+    u = jax.random.uniform(k_cells, (size * size,)) + 2.0 * (fixed & fixed_interior)
+    idx = jnp.arange(size * size)
+    # Ties between float32 draws (about 1 in 60k layouts) are broken by cell index.
+    below = (u[None, :] < u[:, None]) | ((u[None, :] == u[:, None]) & (idx[None, :] < idx[:, None]))
+    rank = below.sum(-1)
+    n_first = jnp.where(fixed, 0, params.n_walls)
+    wall_interior = jnp.where(fixed, fixed_interior, rank < params.n_walls)
+    walls = jnp.asarray(_border(width)).at[interior[:, 0], interior[:, 1]].set(wall_interior)
+    goal = interior[jnp.argmax(rank == n_first)]
+    pos = interior[jnp.argmax(rank == n_first + 1)]
+    direction = jax.random.randint(k_dir, (), 0, 4)
+    return Layout(walls, goal, pos, direction)
+
+
+def draw_layout(key: jax.Array, params: CoinParams) -> Layout:
+    """Draw walls, goal, agent position and direction (SPEC 3)."""
+    if not params.reachable_only:
+        return _draw_layout_once(key, params)
+
+    def cond(carry):
+        _, lay = carry
+        return ~_reachable(lay.walls, lay.pos, lay.goal, params.size)
+
+    def body(carry):
+        k, _ = carry
+        k, sub = jax.random.split(k)
+        return k, _draw_layout_once(sub, params)
+
+    k, sub = jax.random.split(key)
+    return jax.lax.while_loop(cond, body, (k, _draw_layout_once(sub, params)))[1]
+
+
+def _view_offsets(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets ``[4, V, V]`` (x and y) of each view cell from the agent, per direction.
+
+    View cell (i, j) shows the grid at pos + (i - r) * forward + (j - r) * right, with
+    r = size - 1 and right = DIR_VEC[(dir + 1) % 4]: the cell in front of the agent is always
+    view[r + 1, r] (the same as MiniGrid's grid crop rotated by np.rot90(k=(4 - dir) % 4)).
+    """
+    r = size - 1
+    di, dj = np.meshgrid(np.arange(-r, r + 1), np.arange(-r, r + 1), indexing="ij")
+    fwd = DIR_VEC
+    right = DIR_VEC[(np.arange(4) + 1) % 4]
+    ox = di[None] * fwd[:, 0, None, None] + dj[None] * right[:, 0, None, None]
+    oy = di[None] * fwd[:, 1, None, None] + dj[None] * right[:, 1, None, None]
+    return ox.astype(np.int32), oy.astype(np.int32)
+
+
+def encode_grid(state: CoinState) -> jax.Array:
+    """MiniGrid encoding of the whole room, ``uint8 [W, H, 3]``, agent drawn in."""
+    width = state.walls.shape[0]
+    xs, ys = np.meshgrid(np.arange(width), np.arange(width), indexing="ij")
+    is_goal = (xs == state.goal[0]) & (ys == state.goal[1])
+    is_agent = (xs == state.pos[0]) & (ys == state.pos[1])
+    obj = jnp.where(state.walls, OBJ_WALL, jnp.where(is_goal, OBJ_GOAL, OBJ_EMPTY))
+    color = jnp.where(state.walls, COLOR_GREY, jnp.where(is_goal, COLOR_GREEN, COLOR_RED))
+    obj = jnp.where(is_agent, OBJ_AGENT, obj)
+    color = jnp.where(is_agent, COLOR_RED, color)
+    st = jnp.where(is_agent, state.dir, 0)
+    return jnp.stack([obj, color, st], -1).astype(jnp.uint8)
+
+
+def observe(state: CoinState, params: CoinParams) -> jax.Array:
+    """Egocentric, fully observable view ``uint8 [V, V, 4]`` (SPEC 3).
+
+    Planes: object type, colour, state (MiniGrid), and 0/1 "is goal". Cells outside the room
+    are zeros. V = 2 * size - 1 (9 for the paper's room).
+    """
+    r = params.size - 1
+    grid = jnp.pad(encode_grid(state), ((r, r), (r, r), (0, 0)))
+    ox, oy = _view_offsets(params.size)
+    ox, oy = jnp.asarray(ox)[state.dir], jnp.asarray(oy)[state.dir]
+    view = grid[state.pos[0] + r + ox, state.pos[1] + r + oy]
+    is_goal = (view[..., 0] == OBJ_GOAL).astype(jnp.uint8)
+    return jnp.concatenate([view, is_goal[..., None]], -1)
+
+
+def reset(key: jax.Array, params: CoinParams) -> tuple[jax.Array, CoinState]:
+    """Start an episode on a fresh layout."""
+    lay = draw_layout(key, params)
+    state = CoinState(lay.walls, lay.goal, lay.pos, lay.dir, jnp.int32(0))
+    return observe(state, params), state
+
+
+def step(key: jax.Array, state: CoinState, action: jax.Array, params: CoinParams):
+    """One step. Returns ``(obs, state, reward, terminated, truncated, info)``.
+
+    ``reward`` is the environment reward R_e alone (minus the step cost on forward moves);
+    the caregiver's social reward is computed from ``info`` by :mod:`internalize.caregiver`.
+    ``info``: ``goal_reached`` (stepped onto the goal; the layout was redrawn), ``forward``.
+    """
+    action = jnp.asarray(action, jnp.int32)
+    forward = action == FORWARD
+    new_dir = jnp.where(action == LEFT, (state.dir + 3) % 4, jnp.where(action == RIGHT, (state.dir + 1) % 4, state.dir))
+    front = state.pos + jnp.asarray(DIR_VEC)[state.dir]
+    blocked = state.walls[front[0], front[1]]
+    new_pos = jnp.where(forward & ~blocked, front, state.pos)
+    goal_reached = forward & ~blocked & jnp.all(new_pos == state.goal)
+    # Reaching the goal draws a fresh layout; the step counter keeps running (SPEC 3).
+    lay = draw_layout(key, params)
+    t = state.t + 1
+    moved = CoinState(state.walls, state.goal, new_pos, new_dir, t)
+    redrawn = CoinState(lay.walls, lay.goal, lay.pos, lay.dir, t)
+    next_state = jax.tree.map(lambda a, b: jnp.where(goal_reached, a, b), redrawn, moved)
+    reward = jnp.where(forward, -params.step_cost, 0.0).astype(jnp.float32)
+    terminated = jnp.bool_(False)
+    truncated = t >= params.max_steps
+    info = {"goal_reached": goal_reached, "forward": forward}
+    return observe(next_state, params), next_state, reward, terminated, truncated, info
+
+
+def auto_reset_step(key: jax.Array, state: CoinState, action: jax.Array, params: CoinParams):
+    """:func:`step` with a new episode after truncation (see :func:`internalize.env.auto_reset_step`)."""
+    return env.auto_reset_step(COIN, key, state, action, params)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering (host side, for figures and GIFs)
+
+_COLORS = {
+    "floor": (245, 245, 245),
+    "grid": (200, 200, 200),
+    "wall": (100, 100, 100),
+    "goal": (46, 160, 67),
+    "agent": (214, 39, 40),
+}
+
+
+def _triangle_mask(tile: int, direction: int) -> np.ndarray:
+    """A triangle pointing in MiniGrid direction ``direction`` inside a tile."""
+    yy, xx = np.mgrid[0:tile, 0:tile] + 0.5
+    u, v = xx / tile, yy / tile  # u right, v down, in [0, 1]
+    # Pointing right: apex at (0.9, 0.5), base from (0.15, 0.15) to (0.15, 0.85).
+    mask = (u >= 0.15) & (np.abs(v - 0.5) <= 0.35 * (0.9 - u) / 0.75)
+    return np.rot90(mask, k=-direction)  # rot90 with negative k turns clockwise (y is down)
+
+
+def render(state: CoinState, tile: int = 24) -> np.ndarray:
+    """RGB image ``uint8 [H * tile, W * tile, 3]`` of one (unbatched) state."""
+    walls = np.asarray(state.walls)
+    width = walls.shape[0]
+    img = np.empty((width * tile, width * tile, 3), np.uint8)
+    img[:] = _COLORS["floor"]
+    for x in range(width):
+        for y in range(width):
+            cell = img[y * tile:(y + 1) * tile, x * tile:(x + 1) * tile]
+            cell[0, :] = cell[:, 0] = _COLORS["grid"]
+            if walls[x, y]:
+                cell[:] = _COLORS["wall"]
+    gx, gy = (int(v) for v in np.asarray(state.goal))
+    img[gy * tile + 2:(gy + 1) * tile - 1, gx * tile + 2:(gx + 1) * tile - 1] = _COLORS["goal"]
+    ax, ay = (int(v) for v in np.asarray(state.pos))
+    cell = img[ay * tile:(ay + 1) * tile, ax * tile:(ax + 1) * tile]
+    cell[_triangle_mask(tile, int(np.asarray(state.dir)))] = _COLORS["agent"]
+    return img
+
+
+COIN = env.Env(
+    name="coin",
+    reset=reset,
+    step=step,
+    n_actions=N_ACTIONS,
+    obs_shape=lambda params: (params.view, params.view, 4),
+)
