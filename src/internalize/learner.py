@@ -203,7 +203,10 @@ class Learner:
                                                 jax.random.split(k_epochs, cfg.n_epochs))
         state = state.replace(params=params, opt_state=opt_state, key=key)
 
-        episodes = jnp.maximum(done.sum(), 1)
+        # Per-episode rates: episodes in these worlds always run to truncation, so a rollout
+        # holds batch_size / max_steps episodes' worth of steps. (Dividing by the episodes that
+        # happen to end inside the rollout would swing with where the rollout cuts them.)
+        episodes = cfg.batch_size / spec.world.max_steps
         true_reward = presence_.utility(traj.r_e, traj.r_s, 0.0, 1.0, traj.waive)  # the caregiver's view
         metrics = {
             "goals_per_episode": traj.goal.sum() / episodes,

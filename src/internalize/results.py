@@ -84,16 +84,28 @@ def versions() -> dict[str, str]:
     return out
 
 
+def _probe_write(folder: Path) -> bool:
+    """Whether a file can really be created in ``folder`` (permission bits lie for root)."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".internalize-probe-", dir=folder)
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(tmp)
+    return True
+
+
 def check_writable_dir(path: Path) -> None:
     """Raise ValueError (one line) unless ``path`` is, or can be made, a writable folder.
 
-    Creates nothing: it finds the nearest existing ancestor and checks it.
+    Leaves nothing behind: it probes ``path`` or its nearest existing ancestor with a
+    temporary file that it removes at once.
     """
     path = Path(path)
     if path.exists():
         if not path.is_dir():
             raise ValueError(f"output path {str(path)!r} exists and is not a directory")
-        if not os.access(path, os.W_OK | os.X_OK):
+        if not _probe_write(path):
             raise ValueError(f"output directory {str(path)!r} is not writable")
         return
     parent = path.absolute().parent
@@ -101,5 +113,5 @@ def check_writable_dir(path: Path) -> None:
         parent = parent.parent
     if not parent.is_dir():
         raise ValueError(f"cannot create output directory {str(path)!r}: {str(parent)!r} is not a directory")
-    if not os.access(parent, os.W_OK | os.X_OK):
+    if not _probe_write(parent):
         raise ValueError(f"cannot create output directory {str(path)!r}: {str(parent)!r} is not writable")

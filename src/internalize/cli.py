@@ -1,0 +1,250 @@
+"""The ``internalize`` command line.
+
+    internalize run EXPERIMENT [--quick] [--seeds N] [--preset fast|paper] [--out DIR]
+    internalize reproduce [--quick] [--seeds N] [--preset fast|paper] [--out DIR]
+    internalize report DIR
+    internalize bench [--json]
+    internalize list
+
+Bad input gets one line on stderr that names the problem and exit status 2; it is checked
+before any work starts, so nothing is written.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported in one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, no usage dump
+        raise UsageError(message)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
+    return v
+
+
+def _seed(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= v < 2**32:
+        raise argparse.ArgumentTypeError(f"must be in 0..2^32-1, got {v}")
+    return v
+
+
+def _build_parser() -> _Parser:
+    from .config import PRESETS
+    from .experiments import EXPERIMENTS
+
+    p = _Parser(prog="internalize", description="Value internalization from social reward (Rong & "
+                "Kleiman-Weiner, 2024): socialize, internalize, go autonomous.")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+    sub.required = True
+
+    def common(sp):
+        sp.add_argument("--quick", action="store_true", help="the quick budget (shows every effect in minutes)")
+        sp.add_argument("--seeds", type=_positive_int, default=10, help="seeds (default 10)")
+        sp.add_argument("--preset", default="fast", help=f"learner preset: {' | '.join(PRESETS)} (default fast)")
+        sp.add_argument("--out", type=Path, default=Path("results"), help="results folder (default results/)")
+        sp.add_argument("--seed", type=_seed, default=0, help="root seed of the run (default 0)")
+        sp.add_argument("--no-progress", action="store_true", help="no live progress bar")
+
+    r = sub.add_parser("run", help="run one experiment")
+    r.add_argument("experiment", help=f"one of: {', '.join(EXPERIMENTS)}")
+    common(r)
+    r.add_argument("--socialize-steps", type=_positive_int, default=None, help="override the socialization budget")
+    r.add_argument("--autonomy-steps", type=_positive_int, default=None, help="override the autonomy budget")
+
+    rp = sub.add_parser("reproduce", help="run every experiment and summarize")
+    common(rp)
+
+    rep = sub.add_parser("report", help="rebuild summaries and figures from stored results")
+    rep.add_argument("dir", type=Path)
+
+    b = sub.add_parser("bench", help="training throughput per preset")
+    b.add_argument("--json", action="store_true", help="print JSON")
+    b.add_argument("--repeats", type=_positive_int, default=3)
+    b.add_argument("--seeds", type=_positive_int, default=10, help="runs batched together (default 10)")
+
+    sub.add_parser("list", help="experiments, presets, conditions and maps")
+    return p
+
+
+def _check_common(args) -> None:
+    from .config import PRESETS
+    from .results import check_writable_dir
+
+    if args.preset not in PRESETS:
+        raise UsageError(f"unknown preset {args.preset!r}; known: {', '.join(PRESETS)}")
+    try:
+        check_writable_dir(args.out)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    sub = args.out / args.experiment if getattr(args, "experiment", None) else None
+    if sub is not None and sub.exists() and not sub.is_dir():
+        raise UsageError(f"results path {str(sub)!r} exists and is not a directory")
+
+
+def setup_jax() -> None:
+    """Persistent compilation cache, so a rerun does not compile again."""
+    import jax
+
+    cache = os.environ.get("INTERNALIZE_JAX_CACHE", str(Path.home() / ".cache" / "internalize" / "jax"))
+    try:
+        Path(cache).mkdir(parents=True, exist_ok=True)
+        jax.config.update("jax_compilation_cache_dir", cache)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    except OSError:
+        pass  # no cache is slower, not wrong
+
+
+class _ProgressBar:
+    """A live progress bar (Rich) over environment steps, with ETA."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.progress = None
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                       TimeRemainingColumn)
+
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                     TextColumn("env-steps"), TimeElapsedColumn(), TextColumn("ETA"),
+                                     TimeRemainingColumn(), console=Console(stderr=True), transient=False)
+            self.progress.__enter__()
+        return self
+
+    def task(self, description: str, total: int):
+        if self.progress is None:
+            return lambda n: None
+        tid = self.progress.add_task(description, total=total)
+        return lambda n: self.progress.advance(tid, n)
+
+    def __exit__(self, *exc):
+        if self.progress is not None:
+            self.progress.__exit__(*exc)
+
+
+def _print_claims(summary: dict) -> None:
+    for c in summary["claims"]:
+        mark = "holds" if c["holds"] else "DOES NOT HOLD"
+        p = c["p_value"]
+        p_text = f"p={p:.2g}" if p is not None else "p=n/a"
+        print(f"  {c['id']}: {mark} (value {c['value']:.3g}, {p_text})")
+
+
+def _run_experiments(names: list[str], args) -> list[dict]:
+    from . import experiments
+    from .config import PRESETS
+
+    preset = PRESETS[args.preset]
+    out_summaries = []
+    with _ProgressBar(not args.no_progress) as bar:
+        for name in names:
+            exp = experiments.EXPERIMENTS[name]
+            if getattr(args, "socialize_steps", None) or getattr(args, "autonomy_steps", None):
+                exp = experiments.with_budget(exp, args.socialize_steps, args.autonomy_steps, quick=args.quick)
+            budget = exp.quick if args.quick else exp.budget
+            total = experiments.total_steps(exp, preset, args.seeds, budget)
+            t0 = time.perf_counter()
+            summary = experiments.run(exp, preset, args.seeds, args.out, quick=args.quick, root_seed=args.seed,
+                                      progress=bar.task(name, total))
+            folder = args.out / name
+            print(f"{name}: {time.perf_counter() - t0:.1f}s wall, results in {folder}/ "
+                  f"(summary.json, {', '.join(summary['figures'])})")
+            _print_claims(summary)
+            out_summaries.append(summary)
+    return out_summaries
+
+
+def _cmd_list() -> None:
+    from . import conditions, world
+    from .config import PRESETS
+    from .experiments import EXPERIMENTS
+
+    print("experiments:")
+    for e in EXPERIMENTS.values():
+        print(f"  {e.name}: {e.title}")
+    print("presets: " + ", ".join(PRESETS))
+    print("conditions:")
+    for c in conditions.CONDITIONS.values():
+        print(f"  {c.name}: {c.description}")
+    print("maps: " + ", ".join(world.NAMED_MAPS))
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = _build_parser().parse_args(argv)
+        if args.command == "list":
+            _cmd_list()
+            return 0
+        if args.command == "run":
+            from .experiments import EXPERIMENTS
+
+            if args.experiment not in EXPERIMENTS:
+                raise UsageError(f"unknown experiment {args.experiment!r}; known: {', '.join(EXPERIMENTS)}")
+            _check_common(args)
+            setup_jax()
+            _run_experiments([args.experiment], args)
+            return 0
+        if args.command == "reproduce":
+            from .experiments import EXPERIMENTS
+
+            _check_common(args)
+            setup_jax()
+            summaries = _run_experiments(list(EXPERIMENTS), args)
+            failed = [c["id"] for s in summaries for c in s["claims"] if not c["holds"]]
+            print(f"figures and summaries: {args.out}/<experiment>/")
+            if failed:
+                print(f"claims that do not hold: {', '.join(failed)}")
+            return 0
+        if args.command == "report":
+            from .experiments import report
+
+            if not args.dir.is_dir():
+                raise UsageError(f"results directory {str(args.dir)!r} does not exist")
+            found = sorted(p.parent for p in args.dir.glob("*/config.json"))
+            if not found:
+                raise UsageError(f"no experiment results (*/config.json) under {str(args.dir)!r}")
+            for folder in found:
+                summary = report(folder)
+                print(f"{folder.name}: rebuilt summary.json and {', '.join(summary['figures'])}")
+                _print_claims(summary)
+            return 0
+        if args.command == "bench":
+            from . import bench
+
+            setup_jax()
+            bench.main(json_out=args.json, repeats=args.repeats, seeds=args.seeds)
+            return 0
+    except UsageError as e:
+        print(f"internalize: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("internalize: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""The command line, end to end: a tiny real pipeline run, its output contract, and bad input."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+TINY = ["--seeds", "2", "--socialize-steps", "4096", "--autonomy-steps", "4096", "--no-progress"]
+
+
+def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "internalize.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=600, env=dict(os.environ))
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    out = tmp_path_factory.mktemp("results")
+    proc = cli("run", "unlearning", *TINY, "--out", str(out))
+    return out, proc
+
+
+def test_tiny_pipeline_run_writes_the_output_contract(tiny_run):
+    out, proc = tiny_run
+    assert proc.returncode == 0, proc.stderr
+    folder = out / "unlearning"
+    summary = json.loads((folder / "summary.json").read_text())
+    for key in ("experiment", "preset", "seeds", "budget", "wall_seconds", "claims", "per_seed"):
+        assert key in summary, key
+    assert summary["experiment"] == "unlearning" and summary["preset"] == "fast" and summary["seeds"] == 2
+    assert summary["budget"] == {"socialize_steps": 4096, "autonomy_steps": 4096}
+    assert summary["wall_seconds"] > 0
+    assert {c["id"] for c in summary["claims"]} == {"none_unlearns", "isr_keeps"}
+    for c in summary["claims"]:
+        assert set(c) >= {"id", "statement", "holds", "value", "p_value"}
+        assert isinstance(c["holds"], bool)
+    end = summary["per_seed"]["end_of_autonomy_goals_per_episode"]
+    assert set(end) == {"oracle", "none", "isr"} and all(len(v) == 2 for v in end.values())
+    assert (folder / "unlearning.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    config = json.loads((folder / "config.json").read_text())
+    assert config["versions"]["jax"] and config["root_seed"] == 0 and len(config["seed_keys"]) == 2
+    assert config["preset_config"]["ppo"]["network"] == "mlp"
+    with np.load(folder / "curves.npz") as curves:
+        assert curves["socialize/goals_per_episode"].shape == (2, 2)  # seeds x updates (4096 / 2048)
+        assert curves["autonomy/goals_per_episode"].shape == (2, 3, 2)  # seeds x conditions x updates
+        assert curves["isr/pearson"].shape == (2,)
+    assert "unlearning:" in proc.stdout and "results in" in proc.stdout
+
+
+def test_report_rebuilds_summary_from_files(tiny_run):
+    out, _ = tiny_run
+    folder = out / "unlearning"
+    before = json.loads((folder / "summary.json").read_text())
+    (folder / "summary.json").unlink()
+    (folder / "unlearning.png").unlink()
+    proc = cli("report", str(out))
+    assert proc.returncode == 0, proc.stderr
+    after = json.loads((folder / "summary.json").read_text())
+    assert after == before
+    assert (folder / "unlearning.png").exists()
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["run", "nosuch"], "unknown experiment 'nosuch'"),
+        (["run", "unlearning", "--preset", "turbo"], "unknown preset 'turbo'"),
+        (["run", "unlearning", "--seeds", "0"], "must be at least 1"),
+        (["run", "unlearning", "--seeds", "ten"], "expected a whole number"),
+        (["run", "unlearning", "--seed", "-3"], "must be in 0..2^32-1"),
+        (["run", "unlearning", "--autonomy-steps", "0"], "must be at least 1"),
+        (["run", "unlearning", "--bogus"], "unrecognized arguments"),
+        (["frobnicate"], "invalid choice"),
+        ([], "required"),
+    ],
+)
+def test_bad_arguments_give_one_line_and_status_2(tmp_path, args, fragment):
+    proc = cli(*args, "--out", str(tmp_path / "out")) if args and args[0] == "run" else cli(*args)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("internalize: error:") and fragment in lines[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_output_dir_that_is_a_file_is_refused_and_left_alone(tmp_path):
+    target = tmp_path / "results"
+    target.write_text("precious")
+    proc = cli("run", "unlearning", *TINY, "--out", str(target))
+    assert proc.returncode == 2 and "is not a directory" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert target.read_text() == "precious"
+
+
+def test_output_dir_under_a_file_is_refused(tmp_path):
+    (tmp_path / "file").write_text("x")
+    proc = cli("run", "unlearning", *TINY, "--out", str(tmp_path / "file" / "sub"))
+    assert proc.returncode == 2 and "not a directory" in proc.stderr
+
+
+def test_unwritable_output_dir_is_refused():
+    # /sys refuses new files even to root (permission bits alone do not stop root).
+    proc = cli("run", "unlearning", *TINY, "--out", "/sys/internalize-results")
+    assert proc.returncode == 2 and "not writable" in proc.stderr
+    assert not Path("/sys/internalize-results").exists()
+
+
+def test_bad_input_leaves_existing_results_untouched(tiny_run):
+    out, _ = tiny_run
+    before = snapshot(out)
+    proc = cli("run", "unlearning", "--preset", "nosuch", "--out", str(out))
+    assert proc.returncode == 2
+    assert snapshot(out) == before
+
+
+def test_report_of_missing_dir_is_a_usage_error(tmp_path):
+    proc = cli("report", str(tmp_path / "nothing"))
+    assert proc.returncode == 2 and "does not exist" in proc.stderr
+
+
+def test_list_names_experiments_presets_conditions_and_maps():
+    proc = cli("list")
+    assert proc.returncode == 0
+    for word in ("unlearning", "fast", "paper", "oracle", "none", "isr", "plus", "4rooms"):
+        assert word in proc.stdout
