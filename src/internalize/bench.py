@@ -89,7 +89,7 @@ def compute_bound(preset: Preset, seeds: int, repeats: int, steps: int = 64) -> 
         rates.append(seeds * steps * mb / (time.perf_counter() - t))
     samples = statistics.median(rates)
     return {"fwd_bwd_samples_per_s": samples, "compute_bound_env_steps_per_s": samples / cfg.n_epochs,
-            "spread": _summary([r / cfg.n_epochs for r in rates])}
+            "bound_spread": _summary([r / cfg.n_epochs for r in rates])}
 
 
 def main(json_out: bool = False, repeats: int = 3, seeds: int = 10) -> dict:

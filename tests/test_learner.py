@@ -1,0 +1,491 @@
+"""Tests of the PPO learner (internalize.learner), its distribution and its networks (SPEC 4).
+
+References are written independently of the module: Stable-Baselines3's GAE as a plain loop,
+its PPO loss in numpy. Everything heavy is built once per module (a tiny learner jitted once;
+one short learning run of the ``fast`` preset) so the file stays fast on a small CPU machine.
+"""
+from __future__ import annotations
+
+import internalize  # noqa: F401  (sets the XLA flags before JAX starts; keep it first)
+
+import dataclasses
+from types import SimpleNamespace
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from internalize import caregiver, isr, networks, presence, world
+from internalize import learner as L
+from internalize.config import PRESETS
+from internalize.distributions import Categorical
+
+STEP_COST = 0.9 / 20  # SPEC 3
+GOAL_REWARD = 0.4
+
+# A tiny PPO: 4 envs x 40 steps, so every env is truncated twice (episodes are 20 steps) and
+# a few goals are reached by the (nearly uniform) initial policy.
+TINY = dataclasses.replace(PRESETS["fast"].ppo, n_envs=4, n_steps=40, minibatch_size=40)
+TINY_KEY = 4  # a fixed key whose rollout reaches the goal (checked, as a precondition)
+
+_ORIG_GAE = L.gae
+
+
+# ---------------------------------------------------------------------------------------------
+# Independent references
+
+
+def sb3_gae(rewards, values, dones, last_value, gamma, lam):
+    """Stable-Baselines3's GAE (RolloutBuffer.compute_returns_and_advantage) as a plain loop."""
+    rewards, values, dones = (np.asarray(x, np.float64) for x in (rewards, values, dones))
+    last_value = np.asarray(last_value, np.float64)
+    t_max = rewards.shape[0]
+    adv = np.zeros_like(rewards)
+    last_adv = np.zeros_like(last_value)
+    for t in reversed(range(t_max)):
+        next_nonterminal = 1.0 - dones[t]
+        next_value = last_value if t == t_max - 1 else values[t + 1]
+        delta = rewards[t] + gamma * next_value * next_nonterminal - values[t]
+        last_adv = delta + gamma * lam * next_nonterminal * last_adv
+        adv[t] = last_adv
+    return adv, adv + values
+
+
+def np_log_softmax(x):
+    x = np.asarray(x, np.float64)
+    z = x - x.max(-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+
+# ---------------------------------------------------------------------------------------------
+# Module fixtures: a tiny learner updated once (jit once), and a short learning run
+
+
+class _GaeSpy:
+    """Stands in for ``learner.gae`` while ``update`` is traced; records its inputs."""
+
+    def __init__(self):
+        self.calls = []
+
+    def _store(self, *arrays):
+        self.calls.append([np.asarray(a) for a in arrays])
+
+    def __call__(self, rewards, values, dones, last_value, gamma, lam):
+        jax.debug.callback(self._store, rewards, values, dones, last_value)
+        return _ORIG_GAE(rewards, values, dones, last_value, gamma, lam)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    lrn = L.Learner(TINY, world.COIN, use_isr=False)
+    key = jax.random.PRNGKey(TINY_KEY)
+    wp = world.coin_params(3)
+    isr_params = jax.jit(isr.init, static_argnums=(1, 2))(key, 9, 7)
+    cg = caregiver.caregiver()
+    state0 = jax.jit(lrn.init)(key, wp)
+    spy = _GaeSpy()
+    out = {}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(L, "gae", spy)
+        update = jax.jit(lrn.update)  # traced (with the spy) on the first call, then reused
+        for name, p in (("present", presence.present()), ("absent", presence.absent())):
+            spec = L.RunSpec(wp, cg, p, jnp.float32(0.0), isr_params)
+            state1, metrics, traj = jax.block_until_ready(update(state0, spec))
+            jax.effects_barrier()
+            out[name] = SimpleNamespace(
+                spec=spec,
+                state1=state1,
+                metrics={k: float(v) for k, v in metrics.items()},
+                traj=jax.tree.map(np.asarray, traj),
+                gae_in=spy.calls[-1],
+            )
+    assert len(spy.calls) == 2
+    return SimpleNamespace(learner=lrn, state0=state0, world=wp, cg=cg, run=out)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """The ``fast`` preset on one run, 25 updates (about 51k steps) in one jitted scan."""
+    cfg = PRESETS["fast"].ppo
+    lrn = L.Learner(cfg, world.COIN, use_isr=False)
+    key = jax.random.PRNGKey(1)
+    wp = world.coin_params(3)
+    spec = L.RunSpec(wp, caregiver.caregiver(), presence.present(), jnp.float32(0.0),
+                     jax.jit(isr.init, static_argnums=(1, 2))(key, 9, 7))
+    state0 = jax.jit(lrn.init)(key, wp)
+
+    @jax.jit
+    def train(state, spec):
+        def body(s, _):
+            s, m, _ = lrn.update(s, spec)
+            return s, m["goals_per_episode"]
+
+        return jax.lax.scan(body, state, None, length=25)
+
+    state, goals = jax.block_until_ready(train(state0, spec))
+    return SimpleNamespace(learner=lrn, state0=state0, state=state, goals=np.asarray(goals), world=wp,
+                           cg=spec.caregiver)
+
+
+# ---------------------------------------------------------------------------------------------
+# GAE
+
+
+@pytest.mark.parametrize("seed,gamma,lam", [(0, 0.99, 0.95), (1, 0.9, 1.0), (2, 0.5, 0.0)])
+def test_gae_matches_sb3_loop(seed, gamma, lam):
+    rng = np.random.default_rng(seed)
+    t_max, n_envs = 17, 3
+    rewards = rng.normal(size=(t_max, n_envs)).astype(np.float32)
+    values = rng.normal(size=(t_max, n_envs)).astype(np.float32)
+    dones = rng.random((t_max, n_envs)) < 0.25
+    dones[-1, 0] = True  # a done on the last step: no bootstrap from last_value there
+    last_value = rng.normal(size=(n_envs,)).astype(np.float32)
+    adv, ret = L.gae(jnp.asarray(rewards), jnp.asarray(values), jnp.asarray(dones), jnp.asarray(last_value),
+                     gamma, lam)
+    ref_adv, ref_ret = sb3_gae(rewards, values, dones, last_value, gamma, lam)
+    np.testing.assert_allclose(np.asarray(adv), ref_adv, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(ret), ref_ret, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(ret), np.asarray(adv) + values, rtol=1e-6, atol=1e-6)
+
+
+def test_gae_no_dones_lambda_one_is_discounted_return_minus_value():
+    """With lam = 1 and no dones, returns are the discounted rewards plus gamma^T V(last)."""
+    rewards = jnp.asarray([[1.0], [2.0], [3.0]])
+    values = jnp.asarray([[0.5], [-0.5], [0.25]])
+    _, ret = L.gae(rewards, values, jnp.zeros((3, 1), bool), jnp.asarray([10.0]), 0.5, 1.0)
+    expected = [1 + 0.5 * 2 + 0.25 * 3 + 0.125 * 10, 2 + 0.5 * 3 + 0.25 * 10, 3 + 0.5 * 10]
+    np.testing.assert_allclose(np.asarray(ret)[:, 0], expected, rtol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
+# Categorical
+
+
+LOGITS = np.array([[0.5, -1.0, 2.0, 0.0], [3.0, 3.0, -2.0, 1.0], [0.0, 0.0, 0.0, 0.0]], np.float32)
+
+
+def test_categorical_log_prob_and_entropy():
+    dist = Categorical(jnp.asarray(LOGITS))
+    actions = np.array([2, 1, 3])
+    ref_lp = np_log_softmax(LOGITS)
+    np.testing.assert_allclose(np.asarray(dist.log_prob(jnp.asarray(actions))), ref_lp[np.arange(3), actions],
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(dist.log_probs), ref_lp, rtol=1e-5, atol=1e-6)
+    probs = np.exp(ref_lp)
+    np.testing.assert_allclose(np.asarray(dist.entropy()), -(probs * ref_lp).sum(-1), rtol=1e-5)
+    assert np.isclose(float(dist.entropy()[2]), np.log(4), rtol=1e-6)  # uniform over 4
+    np.testing.assert_array_equal(np.asarray(dist.mode()), [2, 0, 0])
+    # log_prob broadcasts over batch dims
+    lp2 = Categorical(jnp.asarray(LOGITS)[None].repeat(2, 0)).log_prob(jnp.asarray([[0, 1, 2], [3, 2, 1]]))
+    np.testing.assert_allclose(np.asarray(lp2), ref_lp[np.arange(3), [[0, 1, 2], [3, 2, 1]]], rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_categorical_sample_frequencies():
+    logits = jnp.asarray(LOGITS[0])
+    keys = jax.random.split(jax.random.PRNGKey(0), 20000)
+    samples = np.asarray(jax.vmap(lambda k: Categorical(logits).sample(k))(keys))
+    freq = np.bincount(samples, minlength=4) / len(samples)
+    np.testing.assert_allclose(freq, np.exp(np_log_softmax(LOGITS[0])), atol=0.015)
+
+
+# ---------------------------------------------------------------------------------------------
+# Networks
+
+
+def _kernels(params):
+    """name -> kernel of every layer of a network's params."""
+    return {name: np.asarray(layer["kernel"]) for name, layer in params["params"].items()}
+
+
+OBS5 = np.asarray(jax.random.randint(jax.random.PRNGKey(0), (5, 9, 9, 4), 0, 11)).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def nets():
+    """name -> (module, params), each initialized once (jitted) on a batch of 5 observations."""
+    out = {}
+    for name in ("paper_cnn", "mlp"):
+        net = networks.actor_critic(name, 3, (64, 64))
+        out[name] = (net, jax.jit(net.init)(jax.random.PRNGKey(1), jnp.asarray(OBS5)))
+    return out
+
+
+@pytest.mark.parametrize("name", ["paper_cnn", "mlp"])
+def test_actor_critic_shapes_and_sb3_init(nets, name):
+    net, params = nets[name]
+    assert isinstance(net, networks.PaperActorCritic if name == "paper_cnn" else networks.MLPActorCritic)
+    logits, value = net.apply(params, jnp.asarray(OBS5))
+    assert logits.shape == (5, 3) and value.shape == (5,)
+    assert logits.dtype == jnp.float32 and value.dtype == jnp.float32
+
+    kernels = _kernels(params)
+    logit_k = [k for k in kernels.values() if k.shape == (64, 3)]
+    value_k = [k for k in kernels.values() if k.shape == (64, 1)]
+    assert len(logit_k) == 1 and len(value_k) == 1
+    # Orthogonal with gain 0.01: all singular values 0.01 (a near-uniform initial policy).
+    np.testing.assert_allclose(np.linalg.svd(logit_k[0], compute_uv=False), 0.01, rtol=1e-3)
+    np.testing.assert_allclose(np.linalg.norm(value_k[0]), 1.0, rtol=1e-3)  # gain 1
+    assert np.abs(np.asarray(logits)).max() < 0.1
+    # Every other layer: orthogonal with gain sqrt 2 (conv kernels as [4 C, F] matrices).
+    for lname, k in kernels.items():
+        if k.shape in ((64, 3), (64, 1)):
+            continue
+        m = k.reshape(-1, k.shape[-1])
+        np.testing.assert_allclose(np.linalg.svd(m, compute_uv=False), np.sqrt(2), rtol=1e-3, err_msg=lname)
+    for layer in params["params"].values():
+        assert not np.asarray(layer["bias"]).any()
+
+
+def test_paper_actor_critic_uses_conv2x2(nets):
+    params = nets["paper_cnn"][1]
+    convs = sorted(n for n in params["params"] if n.startswith("Conv2x2"))
+    assert convs == ["Conv2x2_0", "Conv2x2_1", "Conv2x2_2"]
+    shapes = [params["params"][n]["kernel"].shape for n in convs]
+    assert shapes == [(2, 2, 4, 16), (2, 2, 16, 32), (2, 2, 32, 64)]
+
+
+def test_actor_critic_unknown_network():
+    with pytest.raises(ValueError):
+        networks.actor_critic("transformer", 3, (64,))
+
+
+def test_conv2x2_equals_flax_conv():
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 5, 6, 3))  # non-square: catches a transposed kernel
+    conv = networks.Conv2x2(7)
+    params = conv.init(jax.random.PRNGKey(1), x)
+    params = jax.tree.map(lambda p: p + 0.1, params)  # non-zero bias too
+    ref = nn.Conv(7, (2, 2), padding="VALID")
+    y, y_ref = conv.apply(params, x), ref.apply(params, x)
+    assert y.shape == y_ref.shape == (2, 4, 5, 7)
+    np.testing.assert_allclose(np.asarray(y), np.asarray(y_ref), rtol=1e-4, atol=1e-5)
+    # and without a batch axis
+    np.testing.assert_allclose(np.asarray(conv.apply(params, x[0])), np.asarray(y_ref[0]), rtol=1e-4, atol=1e-5)
+
+
+def test_compact_features():
+    v = 9
+    obs = np.zeros((v, v, 4), np.uint8)
+    obs[..., 0] = world.OBJ_EMPTY
+    walls = np.zeros((v, v), bool)
+    for i, j in [(0, 0), (0, 8), (2, 3), (7, 1)]:
+        obs[i, j, 0], obs[i, j, 1] = world.OBJ_WALL, world.COLOR_GREY
+        walls[i, j] = True
+    obs[6, 2, 0] = 0  # unseen (outside the room): neither wall nor goal
+    obs[4, 4] = (world.OBJ_AGENT, world.COLOR_RED, 1, 0)  # the agent, state = direction 1
+    obs[5, 7] = (world.OBJ_GOAL, world.COLOR_GREEN, 0, 1)
+    goal = np.zeros((v, v), np.float32)
+    goal[5, 7] = 1.0
+    f = np.asarray(networks.compact_features(jnp.asarray(obs)))
+    assert f.shape == (2 * v * v,) and f.dtype == np.float32
+    planes = f.reshape(v, v, 2)
+    np.testing.assert_array_equal(planes[..., 0], walls.astype(np.float32))
+    np.testing.assert_array_equal(planes[..., 1], goal)
+    # batch dims are kept
+    fb = networks.compact_features(jnp.asarray(np.broadcast_to(obs, (2, 3, v, v, 4))))
+    assert fb.shape == (2, 3, 2 * v * v)
+    np.testing.assert_array_equal(np.asarray(fb[1, 2]), f)
+
+
+# ---------------------------------------------------------------------------------------------
+# PPO loss
+
+
+def _minibatch(tiny, n=8, seed=0):
+    traj = tiny.run["present"].traj
+    obs = jnp.asarray(traj.obs.reshape((-1,) + traj.obs.shape[2:])[:n])
+    action = jnp.asarray(traj.action.reshape(-1)[:n])
+    params = tiny.state0.params
+    dist, value = tiny.learner.policy(params, obs)
+    rng = np.random.default_rng(seed)
+    adv = rng.normal(0.5, 2.0, n).astype(np.float32)
+    returns = rng.normal(size=n).astype(np.float32)
+    return params, obs, action, dist, value, adv, returns
+
+
+def _norm_adv(adv, ddof=1):
+    return (adv - adv.mean()) / (adv.std(ddof=ddof) + 1e-8)
+
+
+def test_ppo_loss_at_behaviour_params(tiny):
+    lrn = tiny.learner
+    params, obs, action, dist, value, adv, returns = _minibatch(tiny)
+    old_logp = dist.log_prob(action)
+    total, (pg, vl, ent, kl, cf) = lrn.loss(params, (obs, action, old_logp, jnp.asarray(adv), jnp.asarray(returns)))
+    assert abs(float(kl)) < 1e-6
+    assert float(cf) == 0.0
+    np.testing.assert_allclose(float(pg), -_norm_adv(adv).mean(), atol=1e-6)
+    np.testing.assert_allclose(float(vl), np.mean((returns - np.asarray(value)) ** 2), rtol=1e-5)
+    lp = np_log_softmax(np.asarray(dist.logits))
+    np.testing.assert_allclose(float(ent), -(np.exp(lp) * lp).sum(-1).mean(), rtol=1e-5)
+    cfg = lrn.cfg
+    np.testing.assert_allclose(float(total), float(pg) - cfg.ent_coef * float(ent) + cfg.vf_coef * float(vl),
+                               rtol=1e-5, atol=1e-7)
+
+
+def test_ppo_loss_matches_sb3_reference(tiny):
+    """Off-policy ratios (some clipped): the clipped objective, KL estimate and clip fraction."""
+    lrn = tiny.learner
+    params, obs, action, dist, value, adv, returns = _minibatch(tiny, seed=1)
+    rng = np.random.default_rng(2)
+    delta = rng.uniform(-0.5, 0.5, len(adv)).astype(np.float32)  # log ratio
+    logp = np.asarray(dist.log_prob(action))
+    old_logp = jnp.asarray(logp - delta)
+    total, (pg, vl, ent, kl, cf) = lrn.loss(params, (obs, action, old_logp, jnp.asarray(adv), jnp.asarray(returns)))
+    ratio = np.exp(delta.astype(np.float64))
+    clip = lrn.cfg.clip
+
+    def pg_ref(a):
+        return -np.minimum(a * ratio, a * np.clip(ratio, 1 - clip, 1 + clip)).mean()
+
+    np.testing.assert_allclose(float(pg), pg_ref(_norm_adv(adv)), rtol=1e-4, atol=1e-6)
+    # the reference discriminates: a population-std normalization would give another value
+    assert abs(pg_ref(_norm_adv(adv)) - pg_ref(_norm_adv(adv, ddof=0))) > 1e-3
+    np.testing.assert_allclose(float(kl), np.mean((ratio - 1) - delta), rtol=1e-3, atol=1e-6)
+    assert 0 < float(cf) < 1
+    np.testing.assert_allclose(float(cf), np.mean(np.abs(ratio - 1) > clip), atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
+# A real update
+
+
+def test_update_runs_and_changes_params(tiny):
+    r = tiny.run["present"]
+    before = jax.tree.leaves(tiny.state0.params)
+    after = jax.tree.leaves(r.state1.params)
+    assert any(not np.allclose(np.asarray(a), np.asarray(b)) for a, b in zip(before, after))
+    for k, v in r.metrics.items():
+        assert np.isfinite(v), k
+    assert int(r.state1.t) == int(tiny.state0.t) + TINY.n_steps
+    assert not np.array_equal(np.asarray(r.state1.key), np.asarray(tiny.state0.key))
+    # the optimizer state moved on as well
+    assert any(not np.array_equal(np.asarray(a), np.asarray(b))
+               for a, b in zip(jax.tree.leaves(tiny.state0.opt_state), jax.tree.leaves(r.state1.opt_state)))
+    assert r.metrics["presence"] == 1.0 and tiny.run["absent"].metrics["presence"] == 0.0
+    assert r.metrics["episodes"] == 2 * TINY.n_envs  # 40 steps of 20-step episodes
+
+
+def test_update_trajectory_shapes(tiny):
+    tr = tiny.run["present"].traj
+    t, e = TINY.n_steps, TINY.n_envs
+    assert tr.obs.shape == (t, e, 9, 9, 4) and tr.obs.dtype == np.uint8
+    assert tr.final_obs.shape == (t, e, 9, 9, 4)
+    for name in ("action", "logp", "value", "r_e", "r_s", "waive", "presence", "terminated", "truncated",
+                 "goal", "forward"):
+        assert getattr(tr, name).shape == (t, e), name
+
+
+def test_rollout_is_consistent(tiny):
+    """logp/value are the behaviour policy's; auto-reset and truncation happen where they should."""
+    r = tiny.run["present"]
+    tr = r.traj
+    dist, value = tiny.learner.policy(tiny.state0.params, jnp.asarray(tr.obs))
+    np.testing.assert_allclose(np.asarray(dist.log_prob(jnp.asarray(tr.action))), tr.logp, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(value), tr.value, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(tr.obs[0], np.asarray(tiny.state0.obs))
+    # 20-step episodes, all envs started together: truncation exactly at steps 20 and 40
+    expect_trunc = np.zeros((TINY.n_steps, TINY.n_envs), bool)
+    expect_trunc[[19, 39]] = True
+    np.testing.assert_array_equal(tr.truncated, expect_trunc)
+    assert not tr.terminated.any()
+    # between resets, the step's final observation is the next step's observation
+    nxt = np.concatenate([tr.obs[1:], np.asarray(r.state1.obs)[None]], 0)
+    same = np.all(tr.final_obs == nxt, axis=(2, 3, 4))
+    assert same[~tr.truncated].all()
+    # environment reward: the step cost on every forward move, nothing else
+    np.testing.assert_allclose(tr.r_e, np.where(tr.forward, -STEP_COST, 0.0), rtol=1e-6)
+    np.testing.assert_array_equal(tr.forward, tr.action == world.FORWARD)
+    np.testing.assert_allclose(tr.r_s, np.where(tr.goal, GOAL_REWARD, 0.0))
+    np.testing.assert_array_equal(tr.waive, tr.goal)
+
+
+def test_truncation_bootstrap_and_gae_inputs(tiny):
+    """The reward handed to GAE is U + gamma V(final obs) on truncated steps (SB3)."""
+    r = tiny.run["present"]
+    tr = r.traj
+    rewards, values, dones, last_value = r.gae_in
+    lrn, params = tiny.learner, tiny.state0.params
+    gamma = TINY.gamma
+    u = tr.r_e * (1 - tr.waive) + tr.r_s  # P = 1
+    _, v_final = lrn.policy(params, jnp.asarray(tr.final_obs))
+    expected = u + gamma * np.asarray(v_final) * (tr.truncated & ~tr.terminated)
+    np.testing.assert_allclose(rewards, expected, rtol=1e-5, atol=1e-6)
+    # the bootstrap is really there (values of a fresh net are not all ~0)
+    assert np.abs(rewards - u)[tr.truncated].min() > 0
+    np.testing.assert_allclose(rewards[~tr.truncated], u[~tr.truncated], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(values, tr.value, rtol=1e-6)
+    np.testing.assert_array_equal(dones.astype(bool), tr.truncated | tr.terminated)
+    _, v_last = lrn.policy(params, r.state1.obs)
+    np.testing.assert_allclose(last_value, np.asarray(v_last), rtol=1e-5, atol=1e-6)
+
+
+def test_reward_composition_presence_absent(tiny):
+    """Caregiver absent, no ISR: the learner's utility is R_e alone (a goal step pays nothing)."""
+    r = tiny.run["absent"]
+    tr = r.traj
+    assert tr.goal.sum() > 0, "precondition: the fixed-key rollout reaches the goal"
+    assert not tr.presence.any()
+    episodes = TINY.batch_size / 20
+    np.testing.assert_allclose(r.metrics["utility_return"], tr.r_e.sum() / episodes, rtol=1e-5)
+    u = np.asarray(presence.utility(jnp.asarray(tr.r_e), jnp.asarray(tr.r_s), 0.0, jnp.asarray(tr.presence),
+                                    jnp.asarray(tr.waive)))
+    np.testing.assert_allclose(u, tr.r_e, rtol=1e-6)
+    np.testing.assert_allclose(u[tr.goal], -STEP_COST, rtol=1e-5)  # goal steps: only the cost
+    # what GAE got: R_e (+ the bootstrap on truncated steps)
+    rewards = r.gae_in[0]
+    np.testing.assert_allclose(rewards[~tr.truncated], tr.r_e[~tr.truncated], rtol=1e-6, atol=1e-7)
+    # the caregiver's view still counts the goals: +0.4 and the waived cost on each
+    gap = r.metrics["true_return"] - r.metrics["utility_return"]
+    np.testing.assert_allclose(gap, tr.goal.sum() * (GOAL_REWARD + STEP_COST) / episodes, rtol=1e-4)
+    assert r.metrics["internal_return"] == 0.0 and r.metrics["isr_output"] == 0.0
+    np.testing.assert_allclose(r.metrics["goals_per_episode"], tr.goal.sum() / episodes, rtol=1e-6)
+
+
+def test_reward_composition_presence_present(tiny):
+    r = tiny.run["present"]
+    tr = r.traj
+    episodes = TINY.batch_size / 20
+    u = np.where(tr.goal, GOAL_REWARD, tr.r_e)  # the goal step pays R_s instead of the cost
+    np.testing.assert_allclose(r.metrics["utility_return"], u.sum() / episodes, rtol=1e-5)
+    np.testing.assert_allclose(r.metrics["true_return"], r.metrics["utility_return"], rtol=1e-6)
+    np.testing.assert_allclose(r.metrics["forward_per_episode"], tr.forward.sum() / episodes, rtol=1e-6)
+    # the same actions were taken under both specs (presence does not touch the policy's keys)
+    np.testing.assert_array_equal(tr.action, tiny.run["absent"].traj.action)
+
+
+# ---------------------------------------------------------------------------------------------
+# Learning and evaluation (the fast preset)
+
+
+def test_fast_preset_learns(trained):
+    g = trained.goals
+    assert g.shape == (25,) and np.isfinite(g).all()
+    first, last = g[:3].mean(), g[-5:].mean()
+    # a random walk reaches the goal ~0.18 times per episode; the fast preset > 1.5 by 50k steps
+    assert first < 0.6
+    assert last > 1.2 and last > first + 0.8, g
+
+
+def test_evaluate(trained):
+    lrn = trained.learner
+    n, max_steps = 16, 20
+    evaluate = jax.jit(lrn.evaluate, static_argnums=(4, 5))
+    ret, goals = evaluate(trained.state.params, jax.random.PRNGKey(3), trained.world, trained.cg, n, max_steps)
+    ret, goals = np.asarray(ret), np.asarray(goals)
+    assert ret.shape == (n,) and goals.shape == (n,)
+    assert (ret >= -0.9 - 1e-5).all() and (ret <= GOAL_REWARD * max_steps + 1e-5).all()
+    np.testing.assert_array_equal(goals, np.round(goals))
+    assert (goals >= 0).all() and (goals <= max_steps).all()
+    # return = 0.4 per goal - the cost of every non-goal forward step (the goal step's is waived)
+    costly_steps = (GOAL_REWARD * goals - ret) / STEP_COST
+    np.testing.assert_allclose(costly_steps, np.round(costly_steps), atol=1e-3)
+    assert (np.round(costly_steps) >= 0).all() and (np.round(costly_steps) + goals <= max_steps).all()
+    assert goals.mean() > 1.0  # the trained greedy policy reaches goals
+    # the same key gives the same episodes; a fresh (untrained) net is far worse
+    ret2, _ = evaluate(trained.state.params, jax.random.PRNGKey(3), trained.world, trained.cg, n, max_steps)
+    np.testing.assert_array_equal(np.asarray(ret2), ret)
+    ret0, _ = evaluate(trained.state0.params, jax.random.PRNGKey(3), trained.world, trained.cg, n, max_steps)
+    assert np.asarray(ret0).mean() < ret.mean()
