@@ -52,7 +52,7 @@ def test_tiny_pipeline_run_writes_the_output_contract(tiny_run):
     with np.load(folder / "curves.npz") as curves:
         assert curves["socialize/goals_per_episode"].shape == (2, 2)  # seeds x updates (4096 / 2048)
         assert curves["autonomy/goals_per_episode"].shape == (2, 3, 2)  # seeds x conditions x updates
-        assert curves["isr/pearson"].shape == (2,)
+        assert curves["isr/pearson"].shape == (2, 1)  # seeds x socialization prefixes
     assert "unlearning:" in proc.stdout and "results in" in proc.stdout
 
 

@@ -58,9 +58,10 @@ class FitResult(NamedTuple):
     params: dict
     train_loss: jax.Array  # float32 [N_EVALS], mean balanced training loss per segment
     test_mse: jax.Array  # float32 [N_EVALS], unweighted MSE on the held-out steps
-    test_pred: jax.Array  # float32 [n_test], final predictions on the held-out steps
-    test_target: jax.Array  # float32 [n_test]
+    test_pred: jax.Array  # float32 [T], final predictions on the held-out steps
+    test_target: jax.Array  # float32 [T]
     samples_seen: jax.Array  # int32 [N_EVALS], training samples drawn by each evaluation
+    test_mask: jax.Array  # bool [T], which of the T slots are held-out steps (all, unless n_valid)
 
 
 def split_sizes(n: int, cfg: ISRConfig) -> tuple[int, int]:
@@ -69,64 +70,91 @@ def split_sizes(n: int, cfg: ISRConfig) -> tuple[int, int]:
 
 
 def fit(key: jax.Array, obs: jax.Array, actions: jax.Array, target: jax.Array, cfg: ISRConfig,
-        n_actions: int) -> FitResult:
+        n_actions: int, n_valid: jax.Array | None = None) -> FitResult:
     """Fit the ISR on one run's socialization data, chronologically split (SPEC 5).
 
     obs: ``uint8 [N, V, V, C]`` and actions ``int [N]`` (or ``[N, k]``) in the order the steps
     happened; target: ``[N]`` social reward, clipped at 0 so step costs are never targets.
+    ``n_valid`` (may be traced): use only the first n_valid steps, as if socialization had
+    stopped there, so ISRs for several socialization budgets are one vmap over n_valid.
     Inputs are built per batch, so the data stay uint8 in memory. vmap over runs.
     """
-    n = obs.shape[0]
-    n_train, _ = split_sizes(n, cfg)
+    size = obs.shape[0]
+    static = n_valid is None
+    if static:
+        n_train_static, n_test_static = split_sizes(size, cfg)
+        n = jnp.int32(size)
+        n_train = jnp.int32(n_train_static)
+        t_max = n_test_static
+    else:
+        n = jnp.clip(jnp.asarray(n_valid, jnp.int32), 2, size)
+        n_train = jnp.clip(jnp.round(cfg.train_fraction * n).astype(jnp.int32), 1, n - 1)
+        t_max = size - split_sizes(size, cfg)[0] + 1  # the largest held-out set any n_valid gives
     target = jnp.maximum(target.astype(jnp.float32), 0.0)
-    y_train, y_test = target[:n_train], target[n_train:]
 
     def x_of(i):
         return inputs(obs[i], actions[i], n_actions, cfg.action_planes)
 
-    x_test = x_of(jnp.arange(n_train, n))
+    test_idx = n_train + jnp.arange(t_max)
+    test_mask = test_idx < n
+    test_idx = jnp.minimum(test_idx, size - 1)
+    x_test, y_test = x_of(test_idx), target[test_idx]
 
-    # Class-balanced sampling with replacement: rewarded and unrewarded steps 50/50.
-    pos = y_train > 0
+    # Class-balanced sampling with replacement: rewarded and unrewarded steps 50/50. Training
+    # indices sorted positives first, so a draw is O(batch), whatever the data size.
+    idx = jnp.arange(size)
+    is_train = idx < n_train
+    pos = is_train & (target > 0)
     n_pos = pos.sum()
     n_neg = n_train - n_pos
-    balanced = jnp.where(pos, 0.5 / jnp.maximum(n_pos, 1), 0.5 / jnp.maximum(n_neg, 1))
-    uniform = jnp.full((n_train,), 1.0 / n_train)
+    order = jnp.argsort(jnp.where(is_train, jnp.where(pos, 0, 1), 2), stable=True)
     use_balance = cfg.balanced & (n_pos > 0) & (n_neg > 0)
-    weights = jnp.where(use_balance, balanced, uniform)
 
-    n_updates = max(1, int(round(cfg.epochs * n_train / cfg.batch_size)))
-    per_eval = -(-n_updates // N_EVALS)
+    def draw(key):
+        k_cls, k_pos, k_neg, k_uni = jax.random.split(key, 4)
+        shape = (cfg.batch_size,)
+        want_pos = jax.random.bernoulli(k_cls, 0.5, shape)
+        i_pos = order[jax.random.randint(k_pos, shape, 0, jnp.maximum(n_pos, 1))]
+        i_neg = order[n_pos + jax.random.randint(k_neg, shape, 0, jnp.maximum(n_neg, 1))]
+        i_uni = jax.random.randint(k_uni, shape, 0, n_train)
+        return jnp.where(use_balance, jnp.where(want_pos, i_pos, i_neg), i_uni)
+
+    n_updates = jnp.maximum(1, jnp.round(cfg.epochs * n_train / cfg.batch_size)).astype(jnp.int32)
+    per_eval = (n_updates + N_EVALS - 1) // N_EVALS
+
     k_init, k_idx = jax.random.split(key)
-    idx = jax.random.choice(k_idx, n_train, (N_EVALS, per_eval, cfg.batch_size), p=weights)
-
     params = init(k_init, x_test.shape[-2], x_test.shape[-1])
     tx = optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.lr, eps=cfg.adam_eps))
-    opt_state = tx.init(params)
 
     def loss_fn(p, xb, yb):
         return jnp.mean((predict(p, xb) - yb) ** 2)
 
-    def update(carry, batch_idx):
-        p, o = carry
-        loss, grads = jax.value_and_grad(loss_fn)(p, x_of(batch_idx), y_train[batch_idx])
+    def update(i, carry):
+        p, o, key, loss_sum = carry
+        key, k = jax.random.split(key)
+        b = draw(k)
+        loss, grads = jax.value_and_grad(loss_fn)(p, x_of(b), target[b])
         upd, o = tx.update(grads, o, p)
-        return (optax.apply_updates(p, upd), o), loss
+        return optax.apply_updates(p, upd), o, key, loss_sum + loss
 
-    def test_mse(p):
-        return jnp.mean((predict(p, x_test) - y_test) ** 2)
+    def masked_mse(p):
+        err = (predict(p, x_test) - y_test) ** 2
+        return jnp.sum(jnp.where(test_mask, err, 0.0)) / jnp.maximum(test_mask.sum(), 1)
 
-    def segment(carry, seg_idx):
-        carry, losses = jax.lax.scan(update, carry, seg_idx)
-        return carry, (losses.mean(), test_mse(carry[0]))
+    def segment(carry, _):
+        p, o, key = carry
+        p, o, key, loss_sum = jax.lax.fori_loop(0, per_eval, update, (p, o, key, jnp.float32(0.0)))
+        return (p, o, key), (loss_sum / per_eval, masked_mse(p))
 
-    (params, _), (train_loss, mse) = jax.lax.scan(segment, (params, opt_state), idx)
+    (params, _, _), (train_loss, mse) = jax.lax.scan(segment, (params, tx.init(params), k_idx), None, N_EVALS)
     seen = (jnp.arange(1, N_EVALS + 1) * per_eval * cfg.batch_size).astype(jnp.int32)
-    return FitResult(params, train_loss, mse, predict(params, x_test), y_test, seen)
+    return FitResult(params, train_loss, mse, predict(params, x_test), y_test, seen, test_mask)
 
 
-def pearson(a: jax.Array, b: jax.Array) -> jax.Array:
-    """Pearson correlation of two flat arrays (NaN when either is constant)."""
-    a = a - a.mean()
-    b = b - b.mean()
-    return (a * b).sum() / jnp.sqrt((a * a).sum() * (b * b).sum())
+def pearson(a: jax.Array, b: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+    """Pearson correlation of two flat arrays over ``mask`` (NaN when either is constant)."""
+    w = jnp.ones_like(a) if mask is None else mask.astype(a.dtype)
+    n = w.sum()
+    a = a - (w * a).sum() / n
+    b = b - (w * b).sum() / n
+    return (w * a * b).sum() / jnp.sqrt((w * a * a).sum() * (w * b * b).sum())

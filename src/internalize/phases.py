@@ -54,61 +54,85 @@ class PhaseResult:
     state: RunState  # [runs] final learner states
     metrics: dict[str, np.ndarray]  # name -> [runs, updates]
     data: tuple | None  # (obs [runs, N, ...], action [runs, N], r_s [runs, N]) when collected
+    snapshots: dict[int, RunState]  # learner states after the requested numbers of updates
+
+
+def _copy(tree):
+    return jax.tree.map(jnp.copy, tree)
 
 
 def run(learner: Learner, state: RunState, spec: RunSpec, updates: int, chunk: int, *,
-        collect: bool = False, progress: Progress | None = None) -> PhaseResult:
-    """Run ``updates`` PPO updates for every run of the batch."""
+        collect: bool = False, progress: Progress | None = None, snapshots: tuple[int, ...] = ()) -> PhaseResult:
+    """Run ``updates`` PPO updates for every run of the batch.
+
+    ``snapshots``: numbers of updates after which to keep a copy of the learner states (chunks
+    are cut there), e.g. to start autonomy from an earlier point of socialization.
+    """
     fn = _chunk_fn(learner, chunk, collect)
     runs = jax.tree.leaves(spec)[0].shape[0]
     metrics, data = [], []
+    kept: dict[int, RunState] = {}
+    stops = sorted({s for s in snapshots if 0 < s <= updates} | {updates})
     done = 0
-    while done < updates:
-        n = min(chunk, updates - done)
-        state, m, d = fn(state, spec, jnp.int32(n))
-        metrics.append(jax.tree.map(lambda x: np.asarray(x)[:, :n], m))
-        if collect:
-            data.append(jax.tree.map(lambda x: np.asarray(x)[:, :n], d))
-        done += n
-        if progress is not None:
-            progress(n * learner.cfg.batch_size * runs)
+    for stop in stops:
+        while done < stop:
+            n = min(chunk, stop - done)
+            state, m, d = fn(state, spec, jnp.int32(n))
+            metrics.append(jax.tree.map(lambda x: np.asarray(x)[:, :n], m))
+            if collect:
+                data.append(jax.tree.map(lambda x: np.asarray(x)[:, :n], d))
+            done += n
+            if progress is not None:
+                progress(n * learner.cfg.batch_size * runs)
+        if stop in snapshots:
+            kept[stop] = _copy(state)  # the next chunk call donates `state`
     out_m = {k: np.concatenate([m[k] for m in metrics], 1) for k in metrics[0]}
     out_d = None
     if collect:
         # [runs, updates, n_steps, n_envs, ...] -> [runs, steps in the order they happened, ...]
         out_d = tuple(np.concatenate([d[i] for d in data], 1) for i in range(3))
         out_d = tuple(x.reshape((x.shape[0], -1) + x.shape[4:]) for x in out_d)
-    return PhaseResult(state, out_m, out_d)
+    return PhaseResult(state, out_m, out_d, kept)
 
 
 def socialize(learner: Learner, keys: jax.Array, spec: RunSpec, steps: int, chunk: int,
-              progress: Progress | None = None) -> PhaseResult:
+              progress: Progress | None = None, snapshots: tuple[int, ...] = ()) -> PhaseResult:
     """Socialization (SPEC 2): the caregiver is present; every step is kept for the ISR."""
     state = jax.vmap(learner.init)(keys, spec.world)
     return run(learner, state, spec, n_updates(steps, learner.cfg.batch_size), chunk, collect=True,
-               progress=progress)
+               progress=progress, snapshots=snapshots)
 
 
 @dataclass
 class Internalized:
-    params: Any  # [seeds] fitted ISR parameters
-    train_loss: np.ndarray  # [seeds, N_EVALS]
-    test_mse: np.ndarray  # [seeds, N_EVALS]
-    samples_seen: np.ndarray  # [N_EVALS]
-    pearson: np.ndarray  # [seeds], prediction vs the caregiver's reward on held-out steps
-    n_train: int
-    n_test: int
+    params: Any  # [seeds, prefixes] fitted ISR parameters
+    train_loss: np.ndarray  # [seeds, prefixes, N_EVALS]
+    test_mse: np.ndarray  # [seeds, prefixes, N_EVALS]
+    samples_seen: np.ndarray  # [seeds, prefixes, N_EVALS]
+    pearson: np.ndarray  # [seeds, prefixes], prediction vs the caregiver's reward on held-out steps
+    prefixes: tuple[int, ...]  # socialization steps each ISR saw (train + test)
 
 
-def internalize(keys: jax.Array, data: tuple, cfg: ISRConfig, n_actions: int) -> Internalized:
-    """Fit one ISR per run on its socialization data (SPEC 5), all runs at once."""
+def internalize(keys: jax.Array, data: tuple, cfg: ISRConfig, n_actions: int,
+                prefixes: tuple[int, ...] | None = None) -> Internalized:
+    """Fit ISRs on each run's socialization data (SPEC 5), all runs and prefixes at once.
+
+    ``prefixes``: fit one ISR per prefix length (the first n steps, as if socialization had
+    stopped there), default the whole phase.
+    """
     obs, action, r_s = data
-    n_train, n_test = isr_.split_sizes(obs.shape[1], cfg)
-    fit = jax.jit(jax.vmap(lambda k, o, a, r: isr_.fit(k, o, a, r, cfg, n_actions)))
-    res = fit(keys, jnp.asarray(obs), jnp.asarray(action), jnp.asarray(r_s))
-    pearson = jax.vmap(isr_.pearson)(res.test_pred, res.test_target)
+    size = obs.shape[1]
+    prefixes = tuple(prefixes) if prefixes else (size,)
+    n_valid = jnp.asarray(prefixes, jnp.int32)
+
+    def per_seed(k, o, a, r):
+        ks = jax.random.split(k, len(prefixes))
+        return jax.vmap(lambda kk, n: isr_.fit(kk, o, a, r, cfg, n_actions, n_valid=n))(ks, n_valid)
+
+    res = jax.jit(jax.vmap(per_seed))(keys, jnp.asarray(obs), jnp.asarray(action), jnp.asarray(r_s))
+    pearson = jax.vmap(jax.vmap(isr_.pearson))(res.test_pred, res.test_target, res.test_mask)
     return Internalized(res.params, np.asarray(res.train_loss), np.asarray(res.test_mse),
-                        np.asarray(res.samples_seen[0]), np.asarray(pearson), n_train, n_test)
+                        np.asarray(res.samples_seen), np.asarray(pearson), prefixes)
 
 
 def autonomy(learner: Learner, state: RunState, keys: jax.Array, spec: RunSpec, steps: int, chunk: int,
@@ -116,3 +140,19 @@ def autonomy(learner: Learner, state: RunState, keys: jax.Array, spec: RunSpec, 
     """Autonomy (SPEC 6): the socialized policy and optimizer go on, fresh environments."""
     state = jax.vmap(learner.enter_phase)(state, keys, spec.world)
     return run(learner, state, spec, n_updates(steps, learner.cfg.batch_size), chunk, progress=progress)
+
+
+def evaluate(learner: Learner, params, keys: jax.Array, worlds: list, cg, episodes: int,
+             max_steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Evaluate every run's policy on every world in ``worlds`` with the caregiver's reward.
+
+    params: ``[runs]``; keys: ``[runs]``. Returns (returns, goals), ``[runs, worlds, episodes]``.
+    """
+    wstack = stack(worlds)
+
+    def per_run(p, k):
+        ks = jax.random.split(k, len(worlds))
+        return jax.vmap(lambda kk, w: learner.evaluate(p, kk, w, cg, episodes, max_steps))(ks, wstack)
+
+    ret, goals = jax.jit(jax.vmap(per_run))(params, keys)
+    return np.asarray(ret), np.asarray(goals)
