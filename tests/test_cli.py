@@ -132,3 +132,59 @@ def test_list_names_experiments_presets_conditions_and_maps():
     assert proc.returncode == 0
     for word in ("unlearning", "fast", "paper", "oracle", "none", "isr", "plus", "4rooms"):
         assert word in proc.stdout
+
+
+@pytest.fixture(scope="module")
+def tiny_reproduction(tmp_path_factory):
+    out = tmp_path_factory.mktemp("reproduce")
+    args = ["--seeds", "2", "--socialize-steps", "8192", "--autonomy-steps", "4096", "--no-progress"]
+    first = cli("reproduce", *args, "--out", str(out))
+    second = cli("reproduce", *args, "--out", str(out))
+    return out, first, second
+
+
+EXPERIMENT_CLAIMS = {
+    "unlearning": {"none_unlearns", "isr_keeps"},
+    "isr_accuracy": {"isr_error_falls", "isr_correlates"},
+    "ood_walls": {"ood_isr_beats_frozen", "ood_isr_near_oracle"},
+    "ood_maps": {"ood_isr_beats_frozen", "ood_isr_near_oracle"}
+    | {f"{c}/{m}" for c in ("ood_isr_beats_frozen", "ood_isr_near_oracle") for m in ("plus", "x", "U", "T", "4rooms")},
+    "reward_hacking": {"undertrained_isr_is_hacked", "hacking_gap_shrinks"},
+}
+
+
+def test_reproduce_runs_every_experiment_end_to_end(tiny_reproduction):
+    out, first, _ = tiny_reproduction
+    assert first.returncode == 0, first.stderr
+    for name, claim_ids in EXPERIMENT_CLAIMS.items():
+        summary = json.loads((out / name / "summary.json").read_text())
+        assert summary["experiment"] == name and summary["seeds"] == 2
+        assert {c["id"] for c in summary["claims"]} == claim_ids
+        for c in summary["claims"]:
+            assert isinstance(c["holds"], bool) and isinstance(c["statement"], str) and c["statement"]
+        assert summary["figures"], name
+        for fig in summary["figures"]:
+            assert (out / name / fig).read_bytes()[:4] == b"\x89PNG"
+    report = (out / "report.md").read_text()
+    for name in EXPERIMENT_CLAIMS:
+        assert f"## {name}:" in report
+    assert "cores" in report and "| claim | statement | our value | p-value | holds |" in report
+    assert "report.md" in first.stdout
+
+
+def test_reproduce_skips_work_whose_stored_results_match(tiny_reproduction):
+    out, _, second = tiny_reproduction
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.count("stored results match this configuration") == len(EXPERIMENT_CLAIMS)
+
+
+def test_ood_evaluation_and_isr_outputs_have_the_declared_shapes(tiny_reproduction):
+    out, _, _ = tiny_reproduction
+    with np.load(out / "ood_maps" / "curves.npz") as c:
+        assert c["eval/return"].shape == (2, 11, 5, 100)  # seeds x arms x maps x episodes
+    with np.load(out / "isr_accuracy" / "curves.npz") as c:
+        assert c["isr/test_mse"].shape[:2] == (2, 6)  # seeds x socialization budgets
+        assert c["sweep/pred"].shape == (2, len(c["sweep/target"]))
+    with np.load(out / "reward_hacking" / "curves.npz") as c:
+        assert c["autonomy/internal_return"].shape[:2] == (2, 6)
+        assert c["trace/0/pos"].shape == (20, 2)

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 EXIT_USAGE = 2
+DEFAULT_SEEDS = 10
 
 
 class UsageError(Exception):
@@ -60,19 +61,22 @@ def _build_parser() -> _Parser:
 
     def common(sp):
         sp.add_argument("--quick", action="store_true", help="the quick budget (shows every effect in minutes)")
-        sp.add_argument("--seeds", type=_positive_int, default=10, help="seeds (default 10)")
+        sp.add_argument("--seeds", type=_positive_int, default=None,
+                        help="seeds (default 10; some experiments' quick budgets use fewer)")
         sp.add_argument("--preset", default="fast", help=f"learner preset: {' | '.join(PRESETS)} (default fast)")
         sp.add_argument("--out", type=Path, default=Path("results"), help="results folder (default results/)")
         sp.add_argument("--seed", type=_seed, default=0, help="root seed of the run (default 0)")
         sp.add_argument("--no-progress", action="store_true", help="no live progress bar")
+        sp.add_argument("--socialize-steps", type=_positive_int, default=None,
+                        help="override the socialization budget (steps per seed)")
+        sp.add_argument("--autonomy-steps", type=_positive_int, default=None,
+                        help="override the autonomy budget (steps per seed)")
 
     r = sub.add_parser("run", help="run one experiment")
     r.add_argument("experiment", help=f"one of: {', '.join(EXPERIMENTS)}")
     common(r)
-    r.add_argument("--socialize-steps", type=_positive_int, default=None, help="override the socialization budget")
-    r.add_argument("--autonomy-steps", type=_positive_int, default=None, help="override the autonomy budget")
 
-    rp = sub.add_parser("reproduce", help="run every experiment and summarize")
+    rp = sub.add_parser("reproduce", help="run every experiment (skipping stored, matching results); write report.md")
     common(rp)
 
     rep = sub.add_parser("report", help="rebuild summaries and figures from stored results")
@@ -153,7 +157,7 @@ def _print_claims(summary: dict) -> None:
         print(f"  {c['id']}: {mark} (value {c['value']:.3g}, {p_text})")
 
 
-def _run_experiments(names: list[str], args) -> list[dict]:
+def _run_experiments(names: list[str], args, skip_current: bool = False) -> list[dict]:
     from . import experiments
     from .config import PRESETS
 
@@ -165,13 +169,18 @@ def _run_experiments(names: list[str], args) -> list[dict]:
             if getattr(args, "socialize_steps", None) or getattr(args, "autonomy_steps", None):
                 exp = experiments.with_budget(exp, args.socialize_steps, args.autonomy_steps, quick=args.quick)
             budget = exp.quick if args.quick else exp.budget
-            total = experiments.total_steps(exp, preset, args.seeds, budget)
+            seeds = args.seeds or (exp.quick_seeds if args.quick and exp.quick_seeds else DEFAULT_SEEDS)
+            total = experiments.total_steps(exp, preset, seeds, budget)
             t0 = time.perf_counter()
-            summary = experiments.run(exp, preset, args.seeds, args.out, quick=args.quick, root_seed=args.seed,
-                                      progress=bar.task(name, total))
             folder = args.out / name
-            print(f"{name}: {time.perf_counter() - t0:.1f}s wall, results in {folder}/ "
-                  f"(summary.json, {', '.join(summary['figures'])})")
+            if skip_current and experiments.stored_matches(folder, exp, preset, seeds, budget, args.seed):
+                summary = experiments.report(folder)
+                print(f"{name}: stored results match this configuration; not rerun (results in {folder}/)")
+            else:
+                summary = experiments.run(exp, preset, seeds, args.out, quick=args.quick, root_seed=args.seed,
+                                          progress=bar.task(name, total))
+                print(f"{name}: {time.perf_counter() - t0:.1f}s wall, results in {folder}/ "
+                      f"(summary.json, {', '.join(summary['figures'])})")
             _print_claims(summary)
             out_summaries.append(summary)
     return out_summaries
@@ -210,15 +219,20 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "reproduce":
             from .experiments import EXPERIMENTS
 
+            from . import report
+
             _check_common(args)
             setup_jax()
-            summaries = _run_experiments(list(EXPERIMENTS), args)
+            t0 = time.perf_counter()
+            summaries = _run_experiments(list(EXPERIMENTS), args, skip_current=True)
+            path = report.write(args.out, total_wall=time.perf_counter() - t0)
             failed = [c["id"] for s in summaries for c in s["claims"] if not c["holds"]]
-            print(f"figures and summaries: {args.out}/<experiment>/")
+            print(f"figures and summaries: {args.out}/<experiment>/; report: {path}")
             if failed:
                 print(f"claims that do not hold: {', '.join(failed)}")
             return 0
         if args.command == "report":
+            from . import report as report_md
             from .experiments import report
 
             if not args.dir.is_dir():
@@ -230,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
                 summary = report(folder)
                 print(f"{folder.name}: rebuilt summary.json and {', '.join(summary['figures'])}")
                 _print_claims(summary)
+            print(f"report: {report_md.write(args.dir)}")
             return 0
         if args.command == "bench":
             from . import bench

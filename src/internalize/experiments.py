@@ -86,6 +86,12 @@ class Experiment:
     eval_episodes: int = 100
     isr_prefixes: tuple[float, ...] = ()
     """Extra ISR fits on the first fractions of socialization (ISR accuracy vs budget)."""
+    isr_sweep_layouts: int = 0
+    """Check the fully socialized ISR on every (cell, direction, action) of this many layouts."""
+    trace: bool = False
+    """Record one greedy episode of seed 0's final policy per arm (rollout images)."""
+    quick_seeds: int | None = None
+    """Seeds of the quick budget when the command line names none (default: 10)."""
 
     @property
     def conditions(self) -> tuple[str, ...]:
@@ -137,7 +143,8 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
                            preset.updates_per_chunk, progress, snapshots=tuple(u for u in arm_updates if u < u_soc))
 
     # Internalize: one ISR per seed and socialization prefix, fitted on that prefix only.
-    prefix_updates = sorted({*arm_updates, u_soc, *(_prefix_updates(f, u_soc) for f in exp.isr_prefixes)})
+    declared = [_prefix_updates(f, u_soc) for f in exp.isr_prefixes]  # one ISR per declared budget,
+    prefix_updates = sorted(declared + [u for u in {*arm_updates, u_soc} if u not in declared])  # even if equal
     fitted = phases.internalize(k_isr, soc.data, preset.isr, env.n_actions,
                                 prefixes=tuple(u * batch for u in prefix_updates))
     del soc.data
@@ -149,7 +156,23 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
         "isr/test_mse": fitted.test_mse,
         "isr/samples_seen": fitted.samples_seen,
         "isr/pearson": fitted.pearson,
+        "isr/test_pred": fitted.test_pred[:, -1],
+        "isr/test_target": fitted.test_target[:, -1],
+        "isr/test_mask": fitted.test_mask[:, -1],
     }
+    if exp.isr_sweep_layouts:
+        lay_keys = jax.random.split(jax.random.PRNGKey(root_seed + 7919), exp.isr_sweep_layouts)
+        layouts = [(np.asarray(lay.walls), np.asarray(lay.goal))
+                   for lay in (world.draw_layout(k, soc_world) for k in lay_keys)]
+        states, actions, index = world.sweep(layouts)
+        obs = jax.vmap(world.observe, in_axes=(0, None))(states, soc_world)
+        info = jax.vmap(world.step, in_axes=(None, 0, 0, None))(jax.random.PRNGKey(0), states, jnp.asarray(actions),
+                                                                 soc_world)[5]
+        full = jax.tree.map(lambda x: x[:, -1], fitted.params)
+        x = isr.inputs(obs, jnp.asarray(actions), env.n_actions, preset.isr.action_planes)
+        curves["sweep/pred"] = np.asarray(jax.jit(jax.vmap(isr.predict, in_axes=(0, None)))(full, x))
+        curves["sweep/target"] = np.asarray(caregiver.social_reward(cg, info))
+        curves["sweep/index"] = index
     for k, v in soc.metrics.items():
         curves[f"socialize/{k}"] = v
     if not arms or budget.autonomy_steps <= 0:
@@ -181,6 +204,14 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
                                      cg, exp.eval_episodes, int(eval_params[0].max_steps))
         curves["eval/return"] = ret.reshape((seeds, n_arms) + ret.shape[1:])
         curves["eval/goals"] = goals.reshape((seeds, n_arms) + goals.shape[1:])
+    if exp.trace:
+        for i, a in enumerate(arms):
+            params = jax.tree.map(lambda x: x[i], aut.state.params)  # seed 0, arm i
+            w = spec_aut.world
+            w = jax.tree.map(lambda x: x[i], w)
+            rec = phases.trace(learner_aut, params, jax.random.PRNGKey(root_seed + i), w, 20)
+            for k, v in rec.items():
+                curves[f"trace/{i}/{k}"] = v
     return curves
 
 
@@ -189,6 +220,36 @@ def total_steps(exp: Experiment, preset: Preset, seeds: int, budget: Budget) -> 
     soc = phases.n_updates(budget.socialize_steps, b) * b
     aut = phases.n_updates(budget.autonomy_steps, b) * b
     return seeds * (soc + len(exp.arms) * aut if budget.autonomy_steps > 0 else soc)
+
+
+def _identity(exp: Experiment, preset: Preset, seeds: int, budget: Budget, root_seed: int) -> dict:
+    """What makes two runs of an experiment the same computation."""
+    return {
+        "schema": results.SCHEMA,
+        "version": results.versions()["internalize"],
+        "experiment": exp.name,
+        "preset_config": to_dict(preset),
+        "seeds": seeds,
+        "root_seed": root_seed,
+        "budget": to_dict(budget),
+        "socialize_world": to_dict(exp.socialize_world),
+        "autonomy_world": to_dict(exp.autonomy_world),
+        "arms_config": [to_dict(a) for a in exp.arms],
+        "eval_worlds": [to_dict(w) for w in exp.eval_worlds],
+    }
+
+
+def stored_matches(folder: Path, exp: Experiment, preset: Preset, seeds: int, budget: Budget, root_seed: int) -> bool:
+    """Whether ``folder`` already holds this exact computation's results."""
+    folder = Path(folder)
+    try:
+        config = results.read_json(folder / "config.json")
+        if not (folder / "curves.npz").is_file():
+            return False
+    except (OSError, ValueError):
+        return False
+    want = _identity(exp, preset, seeds, budget, root_seed)
+    return all(config.get(k) == results._jsonable(v) for k, v in want.items())
 
 
 def run(exp: Experiment, preset: Preset, seeds: int, out: Path, *, quick: bool = False, root_seed: int = 0,
@@ -200,21 +261,12 @@ def run(exp: Experiment, preset: Preset, seeds: int, out: Path, *, quick: bool =
     curves = run_pipeline(exp, preset, seeds, budget, root_seed, progress)
     wall = time.perf_counter() - t0
     config = {
-        "schema": results.SCHEMA,
-        "experiment": exp.name,
+        **_identity(exp, preset, seeds, budget, root_seed),
         "preset": preset.name,
-        "preset_config": to_dict(preset),
-        "seeds": seeds,
-        "root_seed": root_seed,
         "seed_keys": np.asarray(jax.random.key_data(seed_keys(root_seed, seeds))).tolist(),
         "quick": quick,
-        "budget": to_dict(budget),
-        "socialize_world": to_dict(exp.socialize_world),
-        "autonomy_world": to_dict(exp.autonomy_world),
         "conditions": list(exp.conditions),
         "arms": [a.name for a in exp.arms],
-        "arms_config": [to_dict(a) for a in exp.arms],
-        "eval_worlds": [to_dict(w) for w in exp.eval_worlds],
         "eval_episodes": exp.eval_episodes,
         "wall_seconds": wall,
         "versions": results.versions(),
@@ -313,7 +365,268 @@ UNLEARNING = Experiment(
     plot=_unlearning_plot,
 )
 
-EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (UNLEARNING,)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Experiment 2: ISR accuracy (SPEC 7.2)
+
+ISR_BUDGETS = (10_000, 20_000, 30_000, 40_000, 80_000, 120_000)
+
+
+def _isr_accuracy_analyze(curves: dict, config: dict) -> tuple[list[Claim], dict]:
+    steps = curves["isr/prefix_steps"]
+    mse = curves["isr/test_mse"][:, :, -1]  # [S, P] final test MSE per socialization budget
+    log = np.log10(np.maximum(mse, 1e-12))
+    _, p_fall = stats.ttest_rel(log[:, 0], log[:, -1])
+    first, last = float(np.exp(np.log(mse[:, 0]).mean())), float(np.exp(np.log(mse[:, -1]).mean()))
+    pearson_heldout = curves["isr/pearson"][:, -1]
+    sweep = stats.pearson_rows(curves["sweep/pred"], curves["sweep/target"])
+    r_held, r_sweep = float(np.nanmean(pearson_heldout)), float(np.nanmean(sweep))
+    claims = [
+        Claim("isr_error_falls",
+              f"ISR test error falls steeply with socialization: the error after {int(steps[-1]):,} steps is "
+              f"well below (under a tenth of) the error after {int(steps[0]):,} steps, significantly across seeds "
+              "(paired t-test on log10 MSE). Paper: about 1e-3 down to about 3e-6.",
+              holds=bool(last < 0.1 * first and np.isfinite(p_fall) and p_fall < 0.05),
+              value=last, p_value=p_fall,
+              detail={"mse_first_budget": first, "mse_last_budget": last, "ratio": last / first if first else None}),
+        Claim("isr_correlates",
+              "The ISR's prediction correlates with the caregiver's reward in the range the paper reports "
+              "(Pearson r of 0.74 or more), on held-out socialization steps and on an exhaustive sweep of "
+              "(layout, position, direction, action).",
+              holds=bool(min(r_held, r_sweep) >= 0.74), value=min(r_held, r_sweep), p_value=float("nan"),
+              detail={"pearson_heldout": r_held, "pearson_sweep": r_sweep, "sweep_states": int(len(curves["sweep/target"]))}),
+    ]
+    per_seed = {"socialization_steps": steps, "test_mse_by_budget": mse, "pearson_heldout": pearson_heldout,
+                "pearson_sweep": sweep}
+    return claims, per_seed
+
+
+def _isr_accuracy_plot(curves: dict, config: dict, folder: Path) -> list[Path]:
+    seeds = config["seeds"]
+    held_t = curves["isr/test_target"][curves["isr/test_mask"]]
+    held_p = curves["isr/test_pred"][curves["isr/test_mask"]]
+    return [
+        figures.isr_training(folder / "isr_training.png", curves["isr/samples_seen"][0, -1],
+                             curves["isr/train_loss"][:, -1], curves["isr/test_mse"][:, -1],
+                             f"ISR error over its training ({seeds} seeds)"),
+        figures.mse_vs_budget(folder / "isr_mse_vs_socialization.png", curves["isr/prefix_steps"],
+                              curves["isr/test_mse"][:, :, -1], f"ISR test MSE vs socialization ({seeds} seeds)"),
+        figures.scatter(folder / "isr_scatter.png", [
+            ("held-out steps", held_t, held_p, float(np.nanmean(curves["isr/pearson"][:, -1]))),
+            ("exhaustive sweep", np.tile(curves["sweep/target"], seeds), curves["sweep/pred"].ravel(),
+             float(np.nanmean(stats.pearson_rows(curves["sweep/pred"], curves["sweep/target"])))),
+        ], "ISR prediction vs the caregiver's reward (all seeds)"),
+    ]
+
+
+ISR_ACCURACY = Experiment(
+    name="isr_accuracy",
+    title="ISR accuracy: error falls with socialization; predictions track the caregiver (SPEC 7.2)",
+    socialize_world=WorldSpec(n_walls=3),
+    autonomy_world=WorldSpec(n_walls=3),
+    arms=(),
+    budget=Budget(socialize_steps=120_000, autonomy_steps=0),
+    # Quick: budgets scale to 5k..60k steps; 5 seeds (vmapped prefix fits all cost the largest).
+    quick=Budget(socialize_steps=60_000, autonomy_steps=0),
+    quick_seeds=5,
+    analyze=_isr_accuracy_analyze,
+    plot=_isr_accuracy_plot,
+    isr_prefixes=tuple(b / ISR_BUDGETS[-1] for b in ISR_BUDGETS),
+    isr_sweep_layouts=20,
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Experiments 3 and 4: out-of-distribution generalization (SPEC 7.3, 7.4)
+
+
+def _ood_claims(isr: np.ndarray, frozen: np.ndarray, oracle: np.ndarray, suffix: str = "") -> list[Claim]:
+    _, p_frozen = stats.ttest_ind(isr, frozen, alternative="greater")
+    _, p_oracle = stats.ttest_ind(isr, oracle, alternative="less")
+    where = f" ({suffix})" if suffix else ""
+    means = {"isr": float(isr.mean()), "frozen": float(frozen.mean()), "oracle": float(oracle.mean())}
+    return [
+        Claim(f"ood_isr_beats_frozen{'/' + suffix if suffix else ''}",
+              f"In the new situation{where}, the learner that kept learning from its ISR earns more caregiver "
+              "reward than the frozen socialized policy (one-sided two-sample t-test, p < 0.05).",
+              holds=bool(np.isfinite(p_frozen) and p_frozen < 0.05), value=means["isr"] - means["frozen"],
+              p_value=p_frozen, detail=means),
+        Claim(f"ood_isr_near_oracle{'/' + suffix if suffix else ''}",
+              f"In the new situation{where}, the ISR learner is not significantly below the learner whose "
+              "caregiver stayed (one-sided two-sample t-test of isr < oracle, p >= 0.05).",
+              holds=bool(not (np.isfinite(p_oracle) and p_oracle < 0.05)), value=means["isr"] - means["oracle"],
+              p_value=p_oracle, detail=means),
+    ]
+
+
+def _eval_means(curves: dict) -> np.ndarray:
+    return curves["eval/return"].mean(-1)  # [S, A, E] mean return per episode
+
+
+def _ood_walls_analyze(curves: dict, config: dict) -> tuple[list[Claim], dict]:
+    arms = config["arms"]
+    ret = _eval_means(curves)[:, :, 0]
+    by = {a: ret[:, i] for i, a in enumerate(arms)}
+    claims = _ood_claims(by["isr"], by["frozen"], by["oracle"])
+    return claims, {"eval_return": by}
+
+
+def _ood_walls_plot(curves: dict, config: dict, folder: Path) -> list[Path]:
+    ret = _eval_means(curves)[:, :, 0]
+    series = {a: ret[:, i:i + 1] for i, a in enumerate(config["arms"])}
+    return [figures.bars(folder / "ood_walls.png", ["5 random walls"], series,
+                         "caregiver return per episode (100 episodes)",
+                         f"Socialized on 1 wall, evaluated on 5 ({config['seeds']} seeds)")]
+
+
+OOD_WALLS = Experiment(
+    name="ood_walls",
+    title="Out of distribution, random walls: ISR learners adapt to 5 walls (SPEC 7.3)",
+    socialize_world=WorldSpec(n_walls=1),
+    autonomy_world=WorldSpec(n_walls=5),
+    arms=(Arm("oracle"), Arm("isr"), Arm("frozen")),
+    budget=Budget(socialize_steps=120_000, autonomy_steps=120_000),
+    quick=Budget(socialize_steps=60_000, autonomy_steps=60_000),
+    analyze=_ood_walls_analyze,
+    plot=_ood_walls_plot,
+    eval_worlds=(WorldSpec(n_walls=5),),
+)
+
+MAPS = tuple(world.NAMED_MAPS)
+
+
+def _ood_maps_table(curves: dict, config: dict) -> dict[str, np.ndarray]:
+    """Per-seed mean returns ``[S, maps]`` of isr, oracle (trained on that map) and frozen."""
+    ret = _eval_means(curves)  # [S, A, E]
+    arms = config["arms"]
+    out = {}
+    for cond in ("isr", "oracle"):
+        out[cond] = np.stack([ret[:, arms.index(f"{m}/{cond}"), e] for e, m in enumerate(MAPS)], 1)
+    out["frozen"] = ret[:, arms.index("frozen"), :]
+    return out
+
+
+def _ood_maps_analyze(curves: dict, config: dict) -> tuple[list[Claim], dict]:
+    t = _ood_maps_table(curves, config)
+    claims = _ood_claims(t["isr"].mean(1), t["frozen"].mean(1), t["oracle"].mean(1))
+    for e, m in enumerate(MAPS):
+        claims += _ood_claims(t["isr"][:, e], t["frozen"][:, e], t["oracle"][:, e], suffix=m)
+    return claims, {"eval_return_by_map": {c: {m: v[:, e] for e, m in enumerate(MAPS)} for c, v in t.items()}}
+
+
+def _ood_maps_plot(curves: dict, config: dict, folder: Path) -> list[Path]:
+    t = _ood_maps_table(curves, config)
+    groups = list(MAPS) + ["pooled"]
+    series = {c: np.concatenate([v, v.mean(1, keepdims=True)], 1) for c, v in t.items()}
+    return [figures.bars(folder / "ood_maps.png", groups, series, "caregiver return per episode (100 episodes)",
+                         f"Socialized on 1 wall, evaluated on named maps ({config['seeds']} seeds)")]
+
+
+OOD_MAPS = Experiment(
+    name="ood_maps",
+    title="Out of distribution, named maps: ISR learners adapt to plus, x, U, T and 4 rooms (SPEC 7.4)",
+    socialize_world=WorldSpec(n_walls=1),
+    autonomy_world=WorldSpec(n_walls=5),
+    arms=tuple(Arm(c, WorldSpec(map_name=m), label=f"{m}/{c}") for m in MAPS for c in ("isr", "oracle"))
+    + (Arm("frozen"),),
+    budget=Budget(socialize_steps=120_000, autonomy_steps=240_000),
+    quick=Budget(socialize_steps=60_000, autonomy_steps=60_000),
+    analyze=_ood_maps_analyze,
+    plot=_ood_maps_plot,
+    eval_worlds=tuple(WorldSpec(map_name=m) for m in MAPS),
+    quick_seeds=6,
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Experiment 5: reward hacking (SPEC 7.5)
+
+HACKING_BUDGETS = (2_048, 4_096, 8_192, 16_384, 30_000, 120_000)
+GOAL_REWARD = 0.4
+
+
+def _hacking_table(curves: dict, config: dict):
+    arms = config["arms"]
+    steps = curves["arms/socialized_steps"]
+    internal = curves["autonomy/internal_return"]  # [S, A, U]
+    goals = curves["autonomy/goals_per_episode"]
+    return arms, steps, internal, goals
+
+
+def _hacking_analyze(curves: dict, config: dict) -> tuple[list[Claim], dict]:
+    arms, steps, internal, goals = _hacking_table(curves, config)
+    small, large = 0, len(arms) - 1
+    end_goals = stats.tail_mean(goals, END_FRACTION)  # [S, A]
+    start_internal = stats.head_mean(internal, END_FRACTION)
+    end_internal = stats.tail_mean(internal, END_FRACTION)
+    gap = end_internal - GOAL_REWARD * end_goals  # internal return not backed by real goals
+    _, p_goals = stats.ttest_ind(end_goals[:, small], end_goals[:, large], alternative="less")
+    internal_kept = float(end_internal[:, small].mean()) >= float(start_internal[:, small].mean())
+    spearman = stats.spearman(np.log(steps), gap.mean(0))
+    _, p_gap = stats.ttest_ind(gap[:, small], gap[:, large], alternative="greater")
+    claims = [
+        Claim("undertrained_isr_is_hacked",
+              f"With an ISR fitted on only {int(steps[small]):,} socialization steps, the learner ends autonomy "
+              f"reaching significantly fewer real goals than with an ISR fitted on {int(steps[large]):,} steps, "
+              "while the internal return it collects does not fall.",
+              holds=bool(np.isfinite(p_goals) and p_goals < 0.05 and internal_kept),
+              value=float(end_goals[:, small].mean()), p_value=p_goals,
+              detail={"goals_end_small": float(end_goals[:, small].mean()),
+                      "goals_end_large": float(end_goals[:, large].mean()),
+                      "internal_start_small": float(start_internal[:, small].mean()),
+                      "internal_end_small": float(end_internal[:, small].mean())}),
+        Claim("hacking_gap_shrinks",
+              "The hacking gap (internal return minus the caregiver reward its goals would earn) shrinks as "
+              "socialization grows: larger at the smallest budget than at the largest (one-sided t-test), "
+              "and decreasing with budget (Spearman rho < 0 over budgets).",
+              holds=bool(np.isfinite(p_gap) and p_gap < 0.05 and spearman < 0),
+              value=float(spearman), p_value=p_gap,
+              detail={"gap_by_budget": dict(zip([str(int(s)) for s in steps], gap.mean(0).tolist()))}),
+    ]
+    per_seed = {"socialized_steps": steps, "end_goals": end_goals, "end_internal_return": end_internal,
+                "hacking_gap": gap}
+    return claims, per_seed
+
+
+def _hacking_plot(curves: dict, config: dict, folder: Path) -> list[Path]:
+    arms, steps, internal, goals = _hacking_table(curves, config)
+    end_goals = stats.tail_mean(goals, END_FRACTION)
+    gap = stats.tail_mean(internal, END_FRACTION) - GOAL_REWARD * end_goals
+    figs = [
+        figures.hacking(folder / "reward_hacking.png", curves["env_steps/autonomy"], internal[:, 0], goals[:, 0],
+                        f"ISR fitted on {int(steps[0]):,} socialization steps ({config['seeds']} seeds)"),
+        figures.gap_vs_budget(folder / "hacking_gap.png", steps, gap, "Hacking gap vs socialization"),
+    ]
+    if "trace/0/pos" in curves:
+        frames, captions = [], []
+        for t in range(curves["trace/0/pos"].shape[0]):
+            st = world.CoinState(curves["trace/0/walls"][t], curves["trace/0/goal"][t], curves["trace/0/pos"][t],
+                                 curves["trace/0/dir"][t], np.int32(t))
+            frames.append(world.render(st, tile=16))
+            a = ["left", "right", "forward"][int(curves["trace/0/action"][t])]
+            captions.append(f"t={t} {a}" + (" GOAL" if curves["trace/0/goal_reached"][t] else ""))
+        figs.append(figures.rollout(folder / "hacking_rollout.png", frames, captions,
+                                    f"A greedy episode of a policy trained on an ISR fitted on {int(steps[0]):,} steps"))
+    return figs
+
+
+REWARD_HACKING = Experiment(
+    name="reward_hacking",
+    title="Reward hacking: an undertrained ISR is exploited (SPEC 7.5)",
+    socialize_world=WorldSpec(n_walls=3),
+    autonomy_world=WorldSpec(n_walls=3),
+    arms=tuple(Arm("isr", socialized=b / HACKING_BUDGETS[-1], label=f"isr@{b}") for b in HACKING_BUDGETS),
+    budget=Budget(socialize_steps=120_000, autonomy_steps=120_000),
+    quick=Budget(socialize_steps=60_000, autonomy_steps=60_000),
+    analyze=_hacking_analyze,
+    plot=_hacking_plot,
+    trace=True,
+    quick_seeds=6,
+)
+
+EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (UNLEARNING, ISR_ACCURACY, OOD_WALLS, OOD_MAPS,
+                                                          REWARD_HACKING)}
 
 
 def with_budget(exp: Experiment, socialize_steps: int | None = None, autonomy_steps: int | None = None,

@@ -51,3 +51,121 @@ def learning_curve(path: Path, steps_soc: np.ndarray, soc: np.ndarray, steps_aut
     ax.legend(loc="best", fontsize=8, frameon=False)
     ax.grid(alpha=0.3)
     return save(fig, path)
+
+
+def bars(path: Path, groups: list[str], series: dict[str, np.ndarray], ylabel: str, title: str) -> Path:
+    """Grouped bars of per-seed values: ``series[name] [seeds, groups]``; mean, 95% CI, points."""
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.4 * len(groups) * max(1, len(series)) / 2 + 2), 4.0))
+    width = 0.8 / max(1, len(series))
+    rng = np.random.default_rng(0)
+    for j, (name, values) in enumerate(series.items()):
+        values = np.asarray(values, float)
+        mean, lo, hi = stats.mean_ci(values, axis=0)
+        xs = np.arange(len(groups)) + (j - (len(series) - 1) / 2) * width
+        color = CONDITION_COLORS.get(name.split("/")[-1], None)
+        ax.bar(xs, mean, width * 0.9, color=color, alpha=0.7, label=name,
+               yerr=np.stack([mean - lo, hi - mean]), capsize=3)
+        for g in range(len(groups)):
+            jitter = rng.uniform(-width * 0.25, width * 0.25, values.shape[0])
+            ax.scatter(xs[g] + jitter, values[:, g], s=8, color="black", zorder=3)
+    ax.set_xticks(np.arange(len(groups)), groups)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8, frameon=False)
+    ax.grid(alpha=0.3, axis="y")
+    return save(fig, path)
+
+
+def mse_vs_budget(path: Path, steps: np.ndarray, mse: np.ndarray, title: str) -> Path:
+    """ISR test MSE ``[seeds, budgets]`` against socialization steps, log scale, mean and band."""
+    fig, ax = plt.subplots(figsize=(5.5, 4.0))
+    log = np.log10(np.maximum(mse, 1e-12))
+    mean, lo, hi = stats.mean_ci(log, axis=0)
+    ax.plot(steps, 10 ** mean, marker="o", color=CONDITION_COLORS["isr"])
+    ax.fill_between(steps, 10 ** lo, 10 ** hi, color=CONDITION_COLORS["isr"], alpha=0.2, lw=0)
+    ax.set_yscale("log")
+    ax.set_xlabel("socialization steps")
+    ax.set_ylabel("ISR test MSE (geometric mean, 95% CI)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    return save(fig, path)
+
+
+def isr_training(path: Path, samples: np.ndarray, train: np.ndarray, test: np.ndarray, title: str) -> Path:
+    """ISR train (balanced) and test error over its own training, ``[seeds, evals]``."""
+    fig, ax = plt.subplots(figsize=(5.5, 4.0))
+    for name, curve, color in (("train (balanced)", train, "#ff7f0e"), ("test", test, CONDITION_COLORS["isr"])):
+        log = np.log10(np.maximum(curve, 1e-12))
+        mean, lo, hi = stats.mean_ci(log, axis=0)
+        ax.plot(samples, 10 ** mean, label=name, color=color)
+        ax.fill_between(samples, 10 ** lo, 10 ** hi, color=color, alpha=0.2, lw=0)
+    ax.set_yscale("log")
+    ax.set_xlabel("training samples drawn")
+    ax.set_ylabel("MSE")
+    ax.set_title(title)
+    ax.legend(frameon=False)
+    ax.grid(alpha=0.3, which="both")
+    return save(fig, path)
+
+
+def scatter(path: Path, panels: list[tuple[str, np.ndarray, np.ndarray, float]], title: str) -> Path:
+    """ISR prediction against the caregiver's reward: ``(name, target, prediction, r)`` panels."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.0), squeeze=False)
+    rng = np.random.default_rng(0)
+    for ax, (name, target, pred, r) in zip(axes[0], panels):
+        jitter = rng.uniform(-0.01, 0.01, len(target))
+        ax.scatter(target + jitter, pred, s=3, alpha=0.3, color=CONDITION_COLORS["isr"])
+        ax.plot([0, 0.4], [0, 0.4], color="black", lw=1, ls="--")
+        ax.set_xlabel("caregiver's reward R_s")
+        ax.set_ylabel("ISR prediction R_i")
+        ax.set_title(f"{name} (Pearson r = {r:.3f})")
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    return save(fig, path)
+
+
+def hacking(path: Path, steps: np.ndarray, internal: np.ndarray, goals: np.ndarray, title: str) -> Path:
+    """Internal return collected and goals really reached during autonomy, ``[seeds, updates]``."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.0))
+    _band(ax, steps, internal, CONDITION_COLORS["isr"], "internal return (sum of R_i per episode)")
+    ax.set_xlabel("autonomy steps (per seed)")
+    ax.set_ylabel("internal return per episode", color=CONDITION_COLORS["isr"])
+    ax2 = ax.twinx()
+    _band(ax2, steps, goals, CONDITION_COLORS["none"], "goals reached per episode")
+    ax2.set_ylabel("goals per episode", color=CONDITION_COLORS["none"])
+    lines = ax.get_legend_handles_labels()
+    lines2 = ax2.get_legend_handles_labels()
+    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=8, frameon=False, loc="best")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    return save(fig, path)
+
+
+def gap_vs_budget(path: Path, steps: np.ndarray, gap: np.ndarray, title: str) -> Path:
+    """Hacking gap ``[seeds, budgets]`` against socialization steps."""
+    fig, ax = plt.subplots(figsize=(5.5, 4.0))
+    mean, lo, hi = stats.mean_ci(gap, axis=0)
+    ax.plot(steps, mean, marker="o", color=CONDITION_COLORS["none"])
+    ax.fill_between(steps, lo, hi, color=CONDITION_COLORS["none"], alpha=0.2, lw=0)
+    ax.axhline(0, color="black", lw=1)
+    ax.set_xscale("log")
+    ax.set_xlabel("socialization steps before the ISR was fitted")
+    ax.set_ylabel("hacking gap (internal return - 0.4 x goals)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    return save(fig, path)
+
+
+def rollout(path: Path, frames: list[np.ndarray], captions: list[str], title: str, per_row: int = 10) -> Path:
+    """Rendered frames of one episode, ``per_row`` to a row."""
+    n = len(frames)
+    rows = -(-n // per_row)
+    cols = min(n, per_row)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.5 * cols, 1.8 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, img, cap in zip(axes.ravel(), frames, captions):
+        ax.imshow(img)
+        ax.set_title(cap, fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    return save(fig, path)

@@ -98,7 +98,12 @@ def fit(key: jax.Array, obs: jax.Array, actions: jax.Array, target: jax.Array, c
     test_idx = n_train + jnp.arange(t_max)
     test_mask = test_idx < n
     test_idx = jnp.minimum(test_idx, size - 1)
-    x_test, y_test = x_of(test_idx), target[test_idx]
+    y_test = target[test_idx]
+
+    def predict_test(p):
+        # In slices: the conv activations of a whole held-out set, for every vmapped fit, would
+        # take gigabytes at once.
+        return jax.lax.map(lambda i: predict(p, x_of(i)), test_idx, batch_size=512)
 
     # Class-balanced sampling with replacement: rewarded and unrewarded steps 50/50. Training
     # indices sorted positives first, so a draw is O(batch), whatever the data size.
@@ -123,7 +128,8 @@ def fit(key: jax.Array, obs: jax.Array, actions: jax.Array, target: jax.Array, c
     per_eval = (n_updates + N_EVALS - 1) // N_EVALS
 
     k_init, k_idx = jax.random.split(key)
-    params = init(k_init, x_test.shape[-2], x_test.shape[-1])
+    params = init(k_init, obs.shape[-2], n_input_planes(obs.shape[-1], n_actions, actions.shape[-1]
+                                                      if actions.ndim > 1 else 1, cfg.action_planes))
     tx = optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.lr, eps=cfg.adam_eps))
 
     def loss_fn(p, xb, yb):
@@ -138,7 +144,7 @@ def fit(key: jax.Array, obs: jax.Array, actions: jax.Array, target: jax.Array, c
         return optax.apply_updates(p, upd), o, key, loss_sum + loss
 
     def masked_mse(p):
-        err = (predict(p, x_test) - y_test) ** 2
+        err = (predict_test(p) - y_test) ** 2
         return jnp.sum(jnp.where(test_mask, err, 0.0)) / jnp.maximum(test_mask.sum(), 1)
 
     def segment(carry, _):
@@ -148,7 +154,7 @@ def fit(key: jax.Array, obs: jax.Array, actions: jax.Array, target: jax.Array, c
 
     (params, _, _), (train_loss, mse) = jax.lax.scan(segment, (params, tx.init(params), k_idx), None, N_EVALS)
     seen = (jnp.arange(1, N_EVALS + 1) * per_eval * cfg.batch_size).astype(jnp.int32)
-    return FitResult(params, train_loss, mse, predict(params, x_test), y_test, seen, test_mask)
+    return FitResult(params, train_loss, mse, predict_test(params), y_test, seen, test_mask)
 
 
 def pearson(a: jax.Array, b: jax.Array, mask: jax.Array | None = None) -> jax.Array:

@@ -146,8 +146,14 @@ class Learner:
         """R_i of the frozen ISR for a batch of (obs, action)."""
         if not self.use_isr:
             return jnp.zeros(action.shape, jnp.float32)
-        x = isr_.inputs(obs, action, self.env.n_actions, self.isr_planes)
-        return spec.isr_gain * isr_.predict(spec.isr_params, x)
+
+        def one(args):
+            o, a = args
+            return isr_.predict(spec.isr_params, isr_.inputs(o, a, self.env.n_actions, self.isr_planes))
+
+        # Over the rollout's time axis in slices of 16 steps: the ISR's conv activations for a
+        # whole rollout of every batched run would take gigabytes at once.
+        return spec.isr_gain * jax.lax.map(one, (obs, action), batch_size=16)
 
     # -- learning -----------------------------------------------------------------------------
     def loss(self, params, mb):

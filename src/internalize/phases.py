@@ -111,6 +111,9 @@ class Internalized:
     samples_seen: np.ndarray  # [seeds, prefixes, N_EVALS]
     pearson: np.ndarray  # [seeds, prefixes], prediction vs the caregiver's reward on held-out steps
     prefixes: tuple[int, ...]  # socialization steps each ISR saw (train + test)
+    test_pred: np.ndarray  # [seeds, prefixes, T] final predictions on held-out steps
+    test_target: np.ndarray  # [seeds, prefixes, T]
+    test_mask: np.ndarray  # [seeds, prefixes, T] which slots are held-out steps
 
 
 def internalize(keys: jax.Array, data: tuple, cfg: ISRConfig, n_actions: int,
@@ -132,7 +135,8 @@ def internalize(keys: jax.Array, data: tuple, cfg: ISRConfig, n_actions: int,
     res = jax.jit(jax.vmap(per_seed))(keys, jnp.asarray(obs), jnp.asarray(action), jnp.asarray(r_s))
     pearson = jax.vmap(jax.vmap(isr_.pearson))(res.test_pred, res.test_target, res.test_mask)
     return Internalized(res.params, np.asarray(res.train_loss), np.asarray(res.test_mse),
-                        np.asarray(res.samples_seen), np.asarray(pearson), prefixes)
+                        np.asarray(res.samples_seen), np.asarray(pearson), prefixes, np.asarray(res.test_pred),
+                        np.asarray(res.test_target), np.asarray(res.test_mask))
 
 
 def autonomy(learner: Learner, state: RunState, keys: jax.Array, spec: RunSpec, steps: int, chunk: int,
@@ -156,3 +160,21 @@ def evaluate(learner: Learner, params, keys: jax.Array, worlds: list, cg, episod
 
     ret, goals = jax.jit(jax.vmap(per_run))(params, keys)
     return np.asarray(ret), np.asarray(goals)
+
+
+def trace(learner: Learner, params, key: jax.Array, world_params, steps: int) -> dict[str, np.ndarray]:
+    """One greedy episode of one policy, step by step (for rollout images)."""
+
+    def one(carry, k):
+        obs, st = carry
+        dist, _ = learner.policy(params, obs[None])
+        action = dist.mode()[0]
+        obs2, st2, r_e, _, _, info = learner.env.step(k, st, action, world_params)
+        rec = {"walls": st.walls, "goal": st.goal, "pos": st.pos, "dir": st.dir, "action": action,
+               "goal_reached": info["goal_reached"]}
+        return (obs2, st2), rec
+
+    k0, k1 = jax.random.split(key)
+    obs, st = learner.env.reset(k0, world_params)
+    _, recs = jax.jit(lambda c, ks: jax.lax.scan(one, c, ks))((obs, st), jax.random.split(k1, steps))
+    return {k: np.asarray(v) for k, v in recs.items()}

@@ -22,15 +22,16 @@ def mean_ci(x, axis: int = 0, level: float = 0.95) -> tuple[np.ndarray, np.ndarr
     return mean, mean - half, mean + half
 
 
-def ttest_ind(a, b) -> tuple[float, float]:
+def ttest_ind(a, b, alternative: str = "two-sided") -> tuple[float, float]:
     """Two-sample t-test (Student's, equal variances, as scipy's default). Returns (t, p).
 
     NaN p when either sample has fewer than two values or both are constant and equal.
+    ``alternative``: "two-sided", "less" (a < b) or "greater" (a > b).
     """
     a, b = np.asarray(a, float), np.asarray(b, float)
     if len(a) < 2 or len(b) < 2:
         return float("nan"), float("nan")
-    res = sps.ttest_ind(a, b)
+    res = sps.ttest_ind(a, b, alternative=alternative)
     return float(res.statistic), float(res.pvalue)
 
 
@@ -48,3 +49,27 @@ def tail_mean(curve, fraction: float = 0.1) -> np.ndarray:
     curve = np.asarray(curve, float)
     k = max(1, int(round(curve.shape[-1] * fraction)))
     return curve[..., -k:].mean(-1)
+
+
+def head_mean(curve, fraction: float = 0.1) -> np.ndarray:
+    """Mean over the first ``fraction`` of the last axis (at least one point)."""
+    curve = np.asarray(curve, float)
+    k = max(1, int(round(curve.shape[-1] * fraction)))
+    return curve[..., :k].mean(-1)
+
+
+def pearson_rows(pred, target) -> np.ndarray:
+    """Pearson r of each row of ``pred [S, M]`` with ``target [M]`` (NaN where constant)."""
+    pred, target = np.asarray(pred, float), np.asarray(target, float)
+    p = pred - pred.mean(-1, keepdims=True)
+    t = target - target.mean()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (p * t).sum(-1) / np.sqrt((p * p).sum(-1) * (t * t).sum())
+
+
+def spearman(x, y) -> float:
+    """Spearman rank correlation (NaN for fewer than 3 points)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if len(x) < 3:
+        return float("nan")
+    return float(sps.spearmanr(x, y).statistic)

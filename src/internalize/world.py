@@ -332,6 +332,31 @@ def auto_reset_step(key: jax.Array, state: CoinState, action: jax.Array, params:
     return env.auto_reset_step(COIN, key, state, action, params)
 
 
+def sweep(layouts: list[tuple[np.ndarray, tuple[int, int]]]) -> tuple[CoinState, np.ndarray, np.ndarray]:
+    """Every (layout, agent cell, direction, action) exactly once, for exhaustive ISR checks.
+
+    layouts: ``(walls bool [W, H], goal (x, y))`` pairs. Agent cells are the free cells other
+    than the goal. Returns (states [M] as a batched CoinState, actions int32 [M], index int32
+    [M, 5] of (layout, x, y, direction, action)).
+    """
+    rows = []
+    for li, (walls, goal) in enumerate(layouts):
+        walls = np.asarray(walls, bool)
+        for x in range(walls.shape[0]):
+            for y in range(walls.shape[1]):
+                if walls[x, y] or (x, y) == tuple(int(g) for g in goal):
+                    continue
+                for d in range(4):
+                    for a in range(N_ACTIONS):
+                        rows.append((li, x, y, d, a))
+    index = np.asarray(rows, np.int32)
+    walls = np.stack([np.asarray(layouts[i][0], bool) for i in index[:, 0]])
+    goals = np.stack([np.asarray(layouts[i][1], np.int32) for i in index[:, 0]])
+    states = CoinState(jnp.asarray(walls), jnp.asarray(goals), jnp.asarray(index[:, 1:3]), jnp.asarray(index[:, 3]),
+                       jnp.zeros(len(index), jnp.int32))
+    return states, index[:, 4].copy(), index
+
+
 # ---------------------------------------------------------------------------------------------
 # Rendering (host side, for figures and GIFs)
 

@@ -1,0 +1,111 @@
+"""``report.md``: every experiment's figures, per-condition means and claims, from stored files."""
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+import numpy as np
+
+from . import results, stats
+
+
+def _fmt(v, digits: int = 3) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, (bool, np.bool_)):
+        return "yes" if v else "no"
+    v = float(v)
+    if not np.isfinite(v):
+        return "n/a"
+    if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e5):
+        return f"{v:.2e}"
+    return f"{v:.{digits}g}"
+
+
+def _rows(name: str, value, seeds: int, columns: list[str] | None) -> list[tuple[str, list]]:
+    """Flatten per-seed values into (label, values over seeds) rows."""
+    if isinstance(value, dict):
+        out = []
+        for k, v in value.items():
+            out += _rows(f"{name} / {k}" if name else str(k), v, seeds, columns)
+        return out
+    arr = np.asarray(value, dtype=float) if not isinstance(value, str) else None
+    if arr is None or arr.ndim == 0 or arr.shape[0] != seeds:
+        return []
+    if arr.ndim == 1:
+        return [(name, arr)]
+    if arr.ndim == 2:
+        labels = columns if columns and len(columns) == arr.shape[1] else [str(i) for i in range(arr.shape[1])]
+        return [(f"{name} / {lab}", arr[:, j]) for j, lab in enumerate(labels)]
+    return []
+
+
+def experiment_section(folder: Path) -> tuple[str, float]:
+    summary = results.read_json(folder / "summary.json")
+    config = results.read_json(folder / "config.json")
+    from .experiments import EXPERIMENTS
+
+    exp = EXPERIMENTS.get(summary["experiment"])
+    title = exp.title if exp else summary["experiment"]
+    seeds = summary["seeds"]
+    budget = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in summary["budget"].items())
+    lines = [f"## {summary['experiment']}: {title}", "",
+             f"Preset `{summary['preset']}`, {seeds} seeds, {budget}{' (quick budget)' if config.get('quick') else ''}; "
+             f"wall time {summary['wall_seconds']:.1f} s.", ""]
+    for fig in summary.get("figures", []):
+        lines += [f"![{fig}]({folder.name}/{fig})", ""]
+    rows = []
+    for key, value in summary["per_seed"].items():
+        rows += _rows(key, value, seeds, config.get("arms") or None)
+    if rows:
+        lines += ["| quantity | mean | 95% CI | per seed |", "| --- | --- | --- | --- |"]
+        for label, vals in rows:
+            if np.all(np.isnan(vals)):
+                continue
+            mean, lo, hi = stats.mean_ci(vals[~np.isnan(vals)])
+            per = " ".join(_fmt(v, 2) for v in vals)
+            lines.append(f"| {label} | {_fmt(mean)} | [{_fmt(lo)}, {_fmt(hi)}] | {per} |")
+        lines.append("")
+    lines += ["| claim | statement | our value | p-value | holds |", "| --- | --- | --- | --- | --- |"]
+    for c in summary["claims"]:
+        lines.append(f"| `{c['id']}` | {c['statement']} | {_fmt(c['value'])} | {_fmt(c['p_value'])} | "
+                     f"{'**yes**' if c['holds'] else '**NO**'} |")
+    lines.append("")
+    return "\n".join(lines), float(summary["wall_seconds"])
+
+
+def write(out: Path, total_wall: float | None = None) -> Path:
+    """Write ``out/report.md`` from every experiment folder under ``out``."""
+    out = Path(out)
+    folders = sorted((p.parent for p in out.glob("*/summary.json")), key=_order)
+    sections, walls = [], {}
+    for folder in folders:
+        text, wall = experiment_section(folder)
+        sections.append(text)
+        walls[folder.name] = wall
+    claims = [(f.name, c) for f in folders for c in results.read_json(f / "summary.json")["claims"]]
+    held = sum(c["holds"] for _, c in claims)
+    head = ["# internalize: reproduction report", "",
+            "Value internalization (Rong & Kleiman-Weiner, 2024). Every number and figure below was made "
+            "from the result files in this folder (`internalize report DIR` rebuilds this page).", "",
+            f"Machine: {os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}.", "",
+            f"Claims holding: **{held} of {len(claims)}**.", "",
+            "| experiment | wall time (s) |", "| --- | --- |"]
+    head += [f"| {k} | {v:.1f} |" for k, v in walls.items()]
+    if total_wall is not None:
+        head.append(f"| **total (this invocation)** | {total_wall:.1f} |")
+    head += ["", "| experiment | claim | holds | value | p-value |", "| --- | --- | --- | --- | --- |"]
+    head += [f"| {e} | `{c['id']}` | {'yes' if c['holds'] else '**NO**'} | {_fmt(c['value'])} | "
+             f"{_fmt(c['p_value'])} |" for e, c in claims]
+    text = "\n".join(head + [""] + sections)
+    path = out / "report.md"
+    results.atomic_write_bytes(path, text.encode())
+    return path
+
+
+def _order(folder: Path) -> int:
+    from .experiments import EXPERIMENTS
+
+    names = list(EXPERIMENTS)
+    return names.index(folder.name) if folder.name in names else len(names)
