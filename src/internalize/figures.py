@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -149,6 +150,8 @@ def gap_vs_budget(path: Path, steps: np.ndarray, gap: np.ndarray, title: str) ->
     ax.fill_between(steps, lo, hi, color=CONDITION_COLORS["none"], alpha=0.2, lw=0)
     ax.axhline(0, color="black", lw=1)
     ax.set_xscale("log")
+    ax.set_xticks(steps, [f"{int(s):,}" for s in steps], rotation=30)
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("socialization steps before the ISR was fitted")
     ax.set_ylabel("hacking gap (internal return - 0.4 x goals)")
     ax.set_title(title)
