@@ -36,17 +36,16 @@ def repeat(tree: Any, times: int) -> Any:
     return jax.tree.map(lambda x: jnp.repeat(x, times, axis=0), tree)
 
 
-_COMPILED: dict = {}
-
-
 def _chunk_fn(learner: Learner, max_updates: int, collect: bool):
-    key = (id(learner), max_updates, collect)
-    if key not in _COMPILED:
+    """The compiled chunk of a learner, built once per learner (kept on it, freed with it)."""
+    cache = learner.__dict__.setdefault("_compiled_chunks", {})
+    key = (max_updates, collect)
+    if key not in cache:
         def one(state, spec, n):
             return learner.chunk(state, spec, n, max_updates=max_updates, collect=collect)
 
-        _COMPILED[key] = (learner, jax.jit(jax.vmap(one, in_axes=(0, 0, None)), donate_argnums=0))
-    return _COMPILED[key][1]
+        cache[key] = jax.jit(jax.vmap(one, in_axes=(0, 0, None)), donate_argnums=0)
+    return cache[key]
 
 
 @dataclass
