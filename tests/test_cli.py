@@ -150,6 +150,7 @@ EXPERIMENT_CLAIMS = {
     "ood_maps": {"ood_isr_beats_frozen", "ood_isr_near_oracle"}
     | {f"{c}/{m}" for c in ("ood_isr_beats_frozen", "ood_isr_near_oracle") for m in ("plus", "x", "U", "T", "4rooms")},
     "reward_hacking": {"undertrained_isr_is_hacked", "hacking_gap_shrinks"},
+    "prosocial": {"prosocial_isr_keeps_helping", "prosocial_none_stops"},
 }
 
 

@@ -489,3 +489,37 @@ def test_evaluate(trained):
     np.testing.assert_array_equal(np.asarray(ret2), ret)
     ret0, _ = evaluate(trained.state0.params, jax.random.PRNGKey(3), trained.world, trained.cg, n, max_steps)
     assert np.asarray(ret0).mean() < ret.mean()
+
+
+# ---------------------------------------------------------------------------------------------
+# Two agents: the ISR sees the partner's action too, and may replace the whole reward (SPEC 8)
+
+
+def test_two_agent_world_feeds_both_actions_to_the_isr_and_replaces_the_reward():
+    from internalize import prosocial
+
+    cfg = dataclasses.replace(TINY, n_envs=4, n_steps=100)
+    lrn = L.Learner(cfg, prosocial.PROSOCIAL, use_isr=True)
+    wp = prosocial.prosocial_params()
+    key = jax.random.PRNGKey(5)
+    channels = isr.n_input_planes(4, prosocial.N_ACTIONS, 2)
+    assert channels == 4 + 2 * 5
+    isr_params = isr.init(key, 9, channels)
+    state0 = lrn.init(key, wp)
+    spec = L.RunSpec(wp, caregiver.caregiver(0.4, waives_step_cost=False), presence.absent(), jnp.float32(1.0),
+                     isr_params, jnp.float32(1.0))
+    _, traj = jax.jit(lrn.rollout)(state0, spec)
+    assert traj.isr_action.shape == (100, 4, 2)
+    np.testing.assert_array_equal(np.asarray(traj.isr_action[..., 0]), np.asarray(traj.action))
+    partner = np.asarray(traj.isr_action[..., 1])
+    assert partner.min() >= 0 and partner.max() < prosocial.N_PARTNER_ACTIONS and (partner > 0).any()
+    # R_i depends on the partner's action plane: the same (obs, own action) with another partner action differs
+    r_i = np.asarray(lrn.internal_reward(spec, traj.obs, traj.isr_action))
+    swapped = traj.isr_action.at[..., 1].set((traj.isr_action[..., 1] + 1) % 5)
+    assert not np.allclose(r_i, np.asarray(lrn.internal_reward(spec, traj.obs, swapped)))
+    # The ISR replaces the reward entirely while the caregiver is absent: the learner's utility is R_i.
+    _, metrics, _ = jax.jit(lrn.update)(state0, spec)
+    episodes = cfg.batch_size / 100
+    np.testing.assert_allclose(float(metrics["utility_return"]), float(metrics["isr_output"]), rtol=1e-5)
+    assert float(metrics["forward_per_episode"]) > 0  # forward moves happened, and cost nothing
+    np.testing.assert_allclose(float(metrics["isr_output"]), r_i.sum() / episodes, rtol=1e-4)

@@ -37,6 +37,20 @@ def test_utility_present_plain_forward_step():
     assert U(0.0, 0.0, 0.3, 1.0, False) == 0.0  # a turn costs nothing
 
 
+def test_utility_isr_replacing_the_whole_reward_drops_the_step_cost_only_while_absent():
+    """SPEC 8: in the prosocial world the ISR's output replaces the learner's reward entirely."""
+    def u(r_e, r_s, r_i, p, replace):
+        return float(presence.utility(jnp.float32(r_e), jnp.float32(r_s), jnp.float32(r_i), jnp.float32(p),
+                                      jnp.bool_(False), replace=jnp.float32(replace)))
+
+    cost = -0.009
+    assert u(cost, 0.0, 0.25, 0.0, 1.0) == pytest.approx(0.25, abs=1e-7)  # absent: R_i alone
+    assert u(cost, 0.0, 0.25, 0.0, 0.0) == pytest.approx(0.25 + cost, abs=1e-7)  # SPEC 5: R_e stays
+    assert u(cost, R_S, 0.25, 1.0, 1.0) == pytest.approx(R_S + cost, abs=1e-7)  # present: unchanged
+    # Expected presence blends the two worlds linearly.
+    assert u(cost, R_S, 0.25, 0.5, 1.0) == pytest.approx(0.5 * (R_S + cost) + 0.5 * 0.25, abs=1e-7)
+
+
 def test_utility_absent_uses_internal_reward():
     # the caregiver's R_s and its waiver are gone; the ISR's R_i stands in
     assert U(COST, R_S, 0.3, 0.0, True) == pytest.approx(-0.045 + 0.3, abs=1e-7)

@@ -21,6 +21,11 @@ class Env(NamedTuple):
     n_actions: int
     obs_shape: Callable[[Any], tuple[int, ...]]
     """obs_shape(params) -> shape of one observation (uint8)."""
+    other_agents: int = 0
+    """Other agents whose actions the ISR sees besides the learner's (``info["other_actions"]``,
+    ``int32 [other_agents]``, each in ``0..n_actions-1``)."""
+    features: Callable[[jax.Array], jax.Array] | None = None
+    """The ``fast`` preset's compact encoding of an observation, ``obs -> float32 [..., F]``."""
 
 
 def auto_reset_step(env: Env, key: jax.Array, state, action, params):

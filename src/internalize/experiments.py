@@ -8,6 +8,7 @@ and claims and figures are made from those files.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field, replace
@@ -18,7 +19,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import caregiver, conditions, figures, isr, phases, results, stats, world
+from . import caregiver, conditions, figures, isr, phases, prosocial, results, stats, world
+from .config import ISRConfig
+from .env import Env
 from .config import Preset, to_dict
 from .learner import Learner, RunSpec
 
@@ -32,8 +35,35 @@ class WorldSpec:
     size: int = 5
     reachable_only: bool = False
 
+    @property
+    def env(self) -> Env:
+        return world.COIN
+
     def params(self) -> world.CoinParams:
         return world.coin_params(self.n_walls, self.map_name, self.size, reachable_only=self.reachable_only)
+
+    def caregiver(self) -> caregiver.Caregiver:
+        """+0.4 on the goal, paid instead of the goal step's cost (SPEC 3)."""
+        return caregiver.caregiver(0.4, waives_step_cost=True)
+
+
+@dataclass(frozen=True)
+class ProsocialSpec:
+    """The prosocial two-agent world (SPEC 8)."""
+
+    max_steps: int = 100
+    step_cost_total: float = 0.9
+
+    @property
+    def env(self) -> Env:
+        return prosocial.PROSOCIAL
+
+    def params(self) -> prosocial.ProsocialParams:
+        return prosocial.prosocial_params(self.max_steps, self.step_cost_total)
+
+    def caregiver(self) -> caregiver.Caregiver:
+        """The shared +0.4 when the partner reaches its goal; forward costs are never waived."""
+        return caregiver.caregiver(0.4, waives_step_cost=False)
 
 
 @dataclass(frozen=True)
@@ -92,6 +122,10 @@ class Experiment:
     """Record one greedy episode of seed 0's final policy per arm (rollout images)."""
     quick_seeds: int | None = None
     """Seeds of the quick budget when the command line names none (default: 10)."""
+    isr_replaces_reward: bool = False
+    """In autonomy the ISR's R_i replaces the learner's whole reward, R_e included (SPEC 8)."""
+    isr_config: Callable[[Preset], ISRConfig] | None = None
+    """The ISR training schedule for a preset, when the experiment's differs (SPEC 8)."""
 
     @property
     def conditions(self) -> tuple[str, ...]:
@@ -120,8 +154,9 @@ def _interleave(per_arm: list):
 def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, root_seed: int = 0,
                  progress: phases.Progress | None = None) -> dict[str, np.ndarray]:
     """Socialize -> fit ISR(s) -> autonomy on every arm -> evaluate. Returns curves (NumPy)."""
-    env = world.COIN
-    cg = caregiver.caregiver()
+    env = exp.socialize_world.env
+    cg = exp.socialize_world.caregiver()
+    isr_cfg = exp.isr_config(preset) if exp.isr_config else preset.isr
     soc_world = exp.socialize_world.params()
     arms = exp.arms
     n_arms = len(arms)
@@ -131,7 +166,7 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
     k_soc, k_isr, k_aut, k_eval = (jnp.stack(k) for k in zip(*[jax.random.split(k, 4) for k in keys]))
 
     obs_shape = env.obs_shape(soc_world)
-    isr_channels = isr.n_input_planes(obs_shape[-1], env.n_actions, planes=preset.isr.action_planes)
+    isr_channels = isr.n_input_planes(obs_shape[-1], env.n_actions, 1 + env.other_agents, planes=isr_cfg.action_planes)
     blank_isr = isr.init(jax.random.PRNGKey(0), obs_shape[0], isr_channels)
 
     # Socialize: the caregiver is present throughout (P = 1); snapshots where arms branch off.
@@ -145,7 +180,7 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
     # Internalize: one ISR per seed and socialization prefix, fitted on that prefix only.
     declared = [_prefix_updates(f, u_soc) for f in exp.isr_prefixes]  # one ISR per declared budget,
     prefix_updates = sorted(declared + [u for u in {*arm_updates, u_soc} if u not in declared])  # even if equal
-    fitted = phases.internalize(k_isr, soc.data, preset.isr, env.n_actions,
+    fitted = phases.internalize(k_isr, soc.data, isr_cfg, env.n_actions,
                                 prefixes=tuple(u * batch for u in prefix_updates))
     del soc.data
 
@@ -169,7 +204,7 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
         info = jax.vmap(world.step, in_axes=(None, 0, 0, None))(jax.random.PRNGKey(0), states, jnp.asarray(actions),
                                                                  soc_world)[5]
         full = jax.tree.map(lambda x: x[:, -1], fitted.params)
-        x = isr.inputs(obs, jnp.asarray(actions), env.n_actions, preset.isr.action_planes)
+        x = isr.inputs(obs, jnp.asarray(actions), env.n_actions, isr_cfg.action_planes)
         curves["sweep/pred"] = np.asarray(jax.jit(jax.vmap(isr.predict, in_axes=(0, None)))(full, x))
         curves["sweep/target"] = np.asarray(caregiver.social_reward(cg, info))
         curves["sweep/index"] = index
@@ -179,13 +214,14 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
         return curves
 
     # Autonomy: seeds x arms as one batch of runs (run = seed * A + arm).
-    learner_aut = Learner(preset.ppo, env, use_isr=True, isr_planes=preset.isr.action_planes)
+    learner_aut = Learner(preset.ppo, env, use_isr=True, isr_planes=isr_cfg.action_planes)
     specs = []
     for _ in range(seeds):
         for a in arms:
             c = conditions.get(a.condition)
             w = soc_world if c.trains_on_socialization_world else (a.world or exp.autonomy_world).params()
-            specs.append(RunSpec(w, cg, c.presence(), jnp.float32(1.0 if c.uses_isr else 0.0), blank_isr))
+            specs.append(RunSpec(w, cg, c.presence(), jnp.float32(1.0 if c.uses_isr else 0.0), blank_isr,
+                                 jnp.float32(exp.isr_replaces_reward)))
     spec_aut = phases.stack(specs)
     starts = [soc.snapshots.get(u, soc.state) for u in arm_updates]
     isr_of_arm = [jax.tree.map(lambda x, i=prefix_updates.index(u): x[:, i], fitted.params) for u in arm_updates]
@@ -209,10 +245,14 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
             params = jax.tree.map(lambda x: x[i], aut.state.params)  # seed 0, arm i
             w = spec_aut.world
             w = jax.tree.map(lambda x: x[i], w)
-            rec = phases.trace(learner_aut, params, jax.random.PRNGKey(root_seed + i), w, 20)
+            steps = min(int(w.max_steps), TRACE_STEPS)
+            rec = phases.trace(learner_aut, params, jax.random.PRNGKey(root_seed + i), w, steps)
             for k, v in rec.items():
                 curves[f"trace/{i}/{k}"] = v
     return curves
+
+
+TRACE_STEPS = 30  # the longest recorded episode (the coin world's end at 20)
 
 
 def total_steps(exp: Experiment, preset: Preset, seeds: int, budget: Budget) -> int:
@@ -236,6 +276,8 @@ def _identity(exp: Experiment, preset: Preset, seeds: int, budget: Budget, root_
         "autonomy_world": to_dict(exp.autonomy_world),
         "arms_config": [to_dict(a) for a in exp.arms],
         "eval_worlds": [to_dict(w) for w in exp.eval_worlds],
+        **({"isr_config": to_dict(exp.isr_config(preset))} if exp.isr_config else {}),
+        **({"isr_replaces_reward": True} if exp.isr_replaces_reward else {}),
     }
 
 
@@ -625,8 +667,94 @@ REWARD_HACKING = Experiment(
     quick_seeds=6,
 )
 
+
+# ---------------------------------------------------------------------------------------------
+# Experiment 6: the prosocial two-agent world (SPEC 7.6, 8)
+
+
+def _prosocial_analyze(curves: dict, config: dict) -> tuple[list[Claim], dict]:
+    names = config["arms"]
+    helps = curves["autonomy/goals_per_episode"]  # [S, C, U] partner goals reached per episode
+    socialized = stats.tail_mean(curves["socialize/goals_per_episode"], END_FRACTION)
+    end = {n: stats.tail_mean(helps[:, i], END_FRACTION) for i, n in enumerate(names)}
+    _, p = stats.ttest_ind(end["none"], end["isr"])
+    _, p_oracle = stats.ttest_ind(end["isr"], end["oracle"])
+    soc, none, isr_, oracle = (float(v.mean()) for v in (socialized, end["none"], end["isr"], end["oracle"]))
+    significant = bool(np.isfinite(p) and p < 0.05)
+    claims = [
+        Claim("prosocial_isr_keeps_helping",
+              "With the ISR standing in for the shared reward, the learner keeps moving the ball out of its "
+              "partner's way: at the end of autonomy `isr` helps at least 75% as often as when socialized, "
+              "significantly more than `none`.",
+              holds=bool(isr_ >= 0.75 * soc and isr_ > none and significant), value=isr_, p_value=p,
+              detail={"socialized": soc, "oracle": oracle, "isr_vs_oracle_p": p_oracle,
+                      "retained_fraction": isr_ / soc if soc > 0 else float("nan")}),
+        Claim("prosocial_none_stops",
+              "Without the caregiver and without an ISR, helping stops: at the end of autonomy `none` helps "
+              "less than half as often as when socialized, significantly less than `isr`.",
+              holds=bool(none < 0.5 * soc and none < isr_ and significant), value=none, p_value=p,
+              detail={"socialized": soc, "none": none, "isr": isr_, "test": "none vs isr, two-sample t"}),
+    ]
+    per_seed = {"socialized_helping_per_episode": socialized,
+                "end_of_autonomy_helping_per_episode": end,
+                "isr_test_mse": curves["isr/test_mse"][:, -1, -1],
+                "isr_pearson": curves["isr/pearson"][:, -1]}
+    return claims, per_seed
+
+
+def _prosocial_plot(curves: dict, config: dict, folder: Path) -> list[Path]:
+    figs = [figures.learning_curve(
+        folder / "prosocial.png",
+        curves["env_steps/socialize"], curves["socialize/goals_per_episode"],
+        curves["env_steps/autonomy"], curves["autonomy/goals_per_episode"],
+        config["arms"], "partner goals reached per episode (helping rate)",
+        f"Prosocial helping ({config['preset']} preset, {config['seeds']} seeds, mean and 95% CI)",
+    )]
+    names = config["arms"]
+    for cond in ("isr", "none"):
+        i = names.index(cond)
+        if f"trace/{i}/pos" not in curves:
+            continue
+        rec = {k.split("/")[-1]: v for k, v in curves.items() if k.startswith(f"trace/{i}/")}
+        fields = [f.name for f in dataclasses.fields(prosocial.ProsocialState)]
+        frames, captions = [], []
+        for t in range(rec["pos"].shape[0]):
+            frames.append(prosocial.render(prosocial.ProsocialState(**{f: rec[f][t] for f in fields}), tile=16))
+            captions.append(f"t={t} {prosocial.ACTION_NAMES[int(rec['action'][t])]}"
+                            + (" HELPED" if rec["goal_reached"][t] else ""))
+        figs.append(figures.rollout(folder / f"prosocial_rollout_{cond}.png", frames, captions,
+                                    f"A greedy episode of the `{cond}` learner at the end of autonomy (seed 0): "
+                                    "red learner, blue partner, purple ball, green partner's goal"))
+    return figs
+
+
+def _prosocial_isr(preset: Preset) -> ISRConfig:
+    """SPEC 8: 10 epochs, batch 10, balanced sampling (lr and clipping as SPEC 5)."""
+    if preset.name == "paper":
+        return replace(preset.isr, batch_size=10, epochs=10.0)
+    return preset.isr
+
+
+PROSOCIAL = Experiment(
+    name="prosocial",
+    title="Prosocial helping: the ISR keeps a learner helping its partner after the caregiver leaves (SPEC 7.6)",
+    socialize_world=ProsocialSpec(),
+    autonomy_world=ProsocialSpec(),
+    arms=(Arm("oracle"), Arm("none"), Arm("isr")),
+    budget=Budget(socialize_steps=480_000, autonomy_steps=480_000),
+    # Quick: helping reaches about 4.7 partner goals per episode by 200k steps, and `none` has
+    # collapsed within 40k steps of autonomy (measured on 2 seeds at the full budget).
+    quick=Budget(socialize_steps=200_000, autonomy_steps=120_000),
+    quick_seeds=5,
+    analyze=_prosocial_analyze,
+    plot=_prosocial_plot,
+    isr_replaces_reward=True,
+    isr_config=_prosocial_isr,
+    trace=True,
+)
+
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (UNLEARNING, ISR_ACCURACY, OOD_WALLS, OOD_MAPS,
-                                                          REWARD_HACKING)}
+                                                          REWARD_HACKING, PROSOCIAL)}
 
 
 def with_budget(exp: Experiment, socialize_steps: int | None = None, autonomy_steps: int | None = None,

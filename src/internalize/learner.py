@@ -35,6 +35,9 @@ class RunSpec:
     presence: presence_.Presence
     isr_gain: jax.Array  # float32 [], 1 to use the ISR's R_i when the caregiver is absent, 0 for none
     isr_params: Any  # the frozen ISR's parameters (any valid params when isr_gain is 0)
+    isr_replaces_reward: jax.Array = struct.field(default_factory=lambda: jnp.float32(0.0))
+    """float32 [], 1 where the ISR's R_i replaces the learner's whole reward, the environment's
+    included, while the caregiver is absent (the prosocial world, SPEC 8); 0: R_e stays (SPEC 5)."""
 
 
 @struct.dataclass
@@ -64,6 +67,7 @@ class Transition(NamedTuple):
     final_obs: jax.Array  # observation the step ended on (before any reset)
     goal: jax.Array  # the caregiver's event (goal reached / partner helped)
     forward: jax.Array
+    isr_action: jax.Array  # int32 [..., 1 + other agents]: the learner's action, then the others' (ISR input)
 
 
 def gae(rewards, values, dones, last_value, gamma: float, lam: float):
@@ -95,7 +99,7 @@ class Learner:
         self.env = env
         self.use_isr = use_isr
         self.isr_planes = isr_planes
-        self.net = actor_critic(cfg.network, env.n_actions, cfg.hidden)
+        self.net = actor_critic(cfg.network, env.n_actions, cfg.hidden, env.features)
         self.tx = optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.lr, eps=cfg.adam_eps))
 
     # -- set-up -------------------------------------------------------------------------------
@@ -132,10 +136,13 @@ class Learner:
                 jax.random.split(k_env, self.cfg.n_envs), env_state, action)
             done = term | trunc
             draw = jnp.where(done, jax.random.uniform(k_draw, draw.shape), draw)
+            isr_action = action[:, None]
+            if self.env.other_agents:
+                isr_action = jnp.concatenate([isr_action, info["other_actions"].astype(jnp.int32)], -1)
             tr = Transition(obs, action, dist.log_prob(action), value, r_e,
                             caregiver_.social_reward(spec.caregiver, info),
                             caregiver_.waived(spec.caregiver, info), p, term, trunc, info["final_obs"],
-                            info["goal_reached"], info.get("forward", jnp.zeros_like(done)))
+                            info["goal_reached"], info.get("forward", jnp.zeros_like(done)), isr_action)
             return (next_state, next_obs, draw, t + 1, key), tr
 
         carry = (state.env_state, state.obs, state.episode_draw, state.t, state.key)
@@ -143,9 +150,9 @@ class Learner:
         return state.replace(env_state=env_state, obs=obs, episode_draw=draw, t=t, key=key), traj
 
     def internal_reward(self, spec: RunSpec, obs, action):
-        """R_i of the frozen ISR for a batch of (obs, action)."""
+        """R_i of the frozen ISR for a batch of (obs, action); ``action``: ``int [..., agents]``."""
         if not self.use_isr:
-            return jnp.zeros(action.shape, jnp.float32)
+            return jnp.zeros(action.shape[:-1], jnp.float32)
 
         def one(args):
             o, a = args
@@ -180,8 +187,9 @@ class Learner:
 
         # The learner's utility U = R_e + P R_s + (1 - P) R_i (SPEC 2), computed for the whole
         # rollout at once (the ISR is frozen within a phase, so batching it is exact).
-        r_i = self.internal_reward(spec, traj.obs, traj.action)
-        u = presence_.utility(traj.r_e, traj.r_s, r_i, traj.presence, traj.waive)
+        r_i = self.internal_reward(spec, traj.obs, traj.isr_action)
+        u = presence_.utility(traj.r_e, traj.r_s, r_i, traj.presence, traj.waive,
+                              replace=spec.isr_gain * spec.isr_replaces_reward)
         reward = u
         if cfg.bootstrap_truncated:
             _, final_value = self.policy(state.params, traj.final_obs)
@@ -235,12 +243,12 @@ class Learner:
     def chunk(self, state: RunState, spec: RunSpec, n: jax.Array, *, max_updates: int, collect: bool):
         """Run ``n <= max_updates`` updates. Returns (state, metrics [max_updates], data).
 
-        ``data`` (when ``collect``): every step's ``(obs, action, r_s)`` with leading dims
+        ``data`` (when ``collect``): every step's ``(obs, isr_action, r_s)`` with leading dims
         ``[max_updates, n_steps, n_envs]``, for the ISR; rows past ``n`` are zeros.
         """
 
         def pick(traj):
-            return (traj.obs, traj.action, traj.r_s) if collect else ()
+            return (traj.obs, traj.isr_action, traj.r_s) if collect else ()
 
         def shapes():
             st, m, traj = self.update(state, spec)

@@ -4,7 +4,7 @@ Inputs are MiniGrid-encoded egocentric views ``uint8 [..., V, V, C]``.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -86,17 +86,19 @@ class MLPActorCritic(nn.Module):
 
     n_actions: int
     hidden: Sequence[int] = (64, 64)
+    features: Callable = compact_features
+    """The world's compact encoding (default: the coin world's)."""
 
     @nn.compact
     def __call__(self, obs):
-        return _heads(compact_features(obs), self.hidden, self.n_actions)
+        return _heads(self.features(obs), self.hidden, self.n_actions)
 
 
-def actor_critic(name: str, n_actions: int, hidden: Sequence[int]) -> nn.Module:
+def actor_critic(name: str, n_actions: int, hidden: Sequence[int], features: Callable | None = None) -> nn.Module:
     if name == "paper_cnn":
         return PaperActorCritic(n_actions, tuple(hidden))
     if name == "mlp":
-        return MLPActorCritic(n_actions, tuple(hidden))
+        return MLPActorCritic(n_actions, tuple(hidden), features or compact_features)
     raise ValueError(f"unknown network {name!r}")
 
 

@@ -6,6 +6,7 @@ checkpointed between chunks. Results come back as NumPy arrays with a leading ru
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -52,7 +53,7 @@ def _chunk_fn(learner: Learner, max_updates: int, collect: bool):
 class PhaseResult:
     state: RunState  # [runs] final learner states
     metrics: dict[str, np.ndarray]  # name -> [runs, updates]
-    data: tuple | None  # (obs [runs, N, ...], action [runs, N], r_s [runs, N]) when collected
+    data: tuple | None  # (obs [runs, N, ...], isr_action [runs, N, agents], r_s [runs, N]) when collected
     snapshots: dict[int, RunState]  # learner states after the requested numbers of updates
 
 
@@ -169,8 +170,9 @@ def trace(learner: Learner, params, key: jax.Array, world_params, steps: int) ->
         dist, _ = learner.policy(params, obs[None])
         action = dist.mode()[0]
         obs2, st2, r_e, _, _, info = learner.env.step(k, st, action, world_params)
-        rec = {"walls": st.walls, "goal": st.goal, "pos": st.pos, "dir": st.dir, "action": action,
-               "goal_reached": info["goal_reached"]}
+        # The world's state, field by field (walls, goal, pos, dir, ... as the world names them).
+        rec = {f.name: getattr(st, f.name) for f in dataclasses.fields(st)}
+        rec.update(action=action, goal_reached=info["goal_reached"])
         return (obs2, st2), rec
 
     k0, k1 = jax.random.split(key)

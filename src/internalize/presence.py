@@ -66,6 +66,12 @@ def sample(p: Presence, key: jax.Array, t: jax.Array, episode_draw: jax.Array) -
     return jnp.select([p.mode == PER_STEP, p.mode == PER_EPISODE], [bern_step, bern_episode], prob)
 
 
-def utility(r_e: jax.Array, r_s: jax.Array, r_i: jax.Array, presence: jax.Array, waive: jax.Array) -> jax.Array:
-    """U = R_e * (1 - P * waive) + P * R_s + (1 - P) * R_i (SPEC 2; waive: SPEC 3 goal step)."""
-    return r_e * (1.0 - presence * waive) + presence * r_s + (1.0 - presence) * r_i
+def utility(r_e: jax.Array, r_s: jax.Array, r_i: jax.Array, presence: jax.Array, waive: jax.Array,
+            replace: jax.Array | float = 0.0) -> jax.Array:
+    """U = R_e * (1 - P * waive) + P * R_s + (1 - P) * R_i (SPEC 2; waive: SPEC 3 goal step).
+
+    ``replace`` = 1: while the caregiver is absent R_i replaces the environment's reward too,
+    U = P * (R_e * (1 - waive) + R_s) + (1 - P) * R_i (the prosocial world's ISR, SPEC 8).
+    """
+    keep_env = presence * (1.0 - waive) + (1.0 - presence) * (1.0 - replace)
+    return r_e * keep_env + presence * r_s + (1.0 - presence) * r_i
