@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
+from internalize.config import PRESETS
 from internalize import caregiver, experiments, stats, world
 
 
@@ -57,7 +58,11 @@ def test_stats_helpers_match_scipy():
 
 def test_experiments_are_declared_with_their_paper_budgets():
     e = experiments.EXPERIMENTS
-    assert set(e) == {"unlearning", "isr_accuracy", "ood_walls", "ood_maps", "reward_hacking"}
+    assert set(e) == {"unlearning", "isr_accuracy", "ood_walls", "ood_maps", "reward_hacking", "prosocial"}
+    assert e["prosocial"].budget == experiments.Budget(480_000, 480_000)
+    assert e["prosocial"].conditions == ("oracle", "none", "isr") and e["prosocial"].isr_replaces_reward
+    paper_isr = e["prosocial"].isr_config(PRESETS["paper"])
+    assert (paper_isr.batch_size, paper_isr.epochs) == (10, 10.0)  # SPEC 8
     assert e["unlearning"].budget == experiments.Budget(120_000, 120_000)
     assert e["ood_walls"].socialize_world.n_walls == 1 and e["ood_walls"].autonomy_world.n_walls == 5
     assert e["ood_walls"].eval_episodes == 100

@@ -86,6 +86,12 @@ def _build_parser() -> _Parser:
     b.add_argument("--json", action="store_true", help="print JSON")
     b.add_argument("--repeats", type=_positive_int, default=3)
     b.add_argument("--seeds", type=_positive_int, default=10, help="runs batched together (default 10)")
+    b.add_argument("--anchor", metavar="PYTHON", default=None,
+                   help="also time the authors' stack (../shared/anchors/sb3_coin.py) with this Python, side by side")
+    b.add_argument("--anchor-steps", type=_positive_int, default=8192, help="env steps per anchor repeat (default 8192)")
+    b.add_argument("--scaling", action="store_true",
+                   help="also measure throughput against runs batched (1-64) and world size (5-19)")
+    b.add_argument("--out", type=Path, default=None, help="write bench.json (and the scaling figure) here")
 
     sub.add_parser("list", help="experiments, presets, conditions and maps")
     return p
@@ -248,9 +254,26 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "bench":
             from . import bench
+            from .results import check_writable_dir
 
+            if args.anchor is not None:
+                anchor = Path(args.anchor)
+                if not (anchor.is_file() and os.access(anchor, os.X_OK)):
+                    raise UsageError(f"--anchor {args.anchor!r} is not an executable Python "
+                                     "(set it up with ../shared/anchors/setup.sh)")
+                if bench.find_anchor_script() is None:
+                    raise UsageError(f"anchor script sb3_coin.py not found; set {bench.ANCHOR_SCRIPT_ENV}")
+            if args.out is not None:
+                try:
+                    check_writable_dir(args.out)
+                except ValueError as e:
+                    raise UsageError(str(e)) from None
             setup_jax()
-            bench.main(json_out=args.json, repeats=args.repeats, seeds=args.seeds)
+            try:
+                bench.main(json_out=args.json, repeats=args.repeats, seeds=args.seeds, anchor=args.anchor,
+                           anchor_steps=args.anchor_steps, scale=args.scaling, out=args.out)
+            except RuntimeError as e:
+                raise UsageError(str(e)) from None
             return 0
     except UsageError as e:
         print(f"internalize: error: {e}", file=sys.stderr)

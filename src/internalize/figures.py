@@ -172,3 +172,27 @@ def rollout(path: Path, frames: list[np.ndarray], captions: list[str], title: st
         ax.set_title(cap, fontsize=7)
     fig.suptitle(title, fontsize=9)
     return save(fig, path)
+
+
+def scaling(path: Path, table: dict) -> Path:
+    """``internalize bench --scaling``: throughput against runs batched and against world size."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
+    runs = [r["runs"] for r in table["by_runs"]]
+    a.plot(runs, [r["env_steps_per_s"] for r in table["by_runs"]], "o-", color="C0")
+    a.set_xscale("log", base=2)
+    a.set_yscale("log")
+    a.set_xticks(runs, [str(r) for r in runs])
+    a.set_xlabel("runs batched in one vmap")
+    a.set_ylabel("training env-steps per second (all runs)")
+    a.set_title("fast preset, 5x5 interior")
+    a.grid(alpha=0.3)
+    sizes = [r["size"] for r in table["by_size"]]
+    rate = np.array([r["env_steps_per_s"] for r in table["by_size"]])
+    b.plot(sizes, rate, "o-", color="C1", label="env-steps/s")
+    b.set_yscale("log")
+    b.set_xlabel("interior side (egocentric view = 2 side - 1)")
+    b.set_ylabel("training env-steps per second")
+    b.set_title(f"fast preset, {table['size_runs_batched']} runs batched")
+    b.grid(alpha=0.3)
+    b.legend(loc="upper right")
+    return save(fig, path)

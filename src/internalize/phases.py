@@ -126,13 +126,16 @@ def internalize(keys: jax.Array, data: tuple, cfg: ISRConfig, n_actions: int,
     obs, action, r_s = data
     size = obs.shape[1]
     prefixes = tuple(prefixes) if prefixes else (size,)
-    n_valid = jnp.asarray(prefixes, jnp.int32)
+    obs, action, r_s = jnp.asarray(obs), jnp.asarray(action), jnp.asarray(r_s)
 
-    def per_seed(k, o, a, r):
-        ks = jax.random.split(k, len(prefixes))
-        return jax.vmap(lambda kk, n: isr_.fit(kk, o, a, r, cfg, n_actions, n_valid=n))(ks, n_valid)
-
-    res = jax.jit(jax.vmap(per_seed))(keys, jnp.asarray(obs), jnp.asarray(action), jnp.asarray(r_s))
+    # One compiled fit, vmapped over seeds, called once per prefix with the prefix length as a
+    # runtime value: its training loop then runs as long as that prefix needs. (Vmapped over
+    # prefixes too, every fit would run as long as the largest.)
+    fit = jax.jit(jax.vmap(lambda k, o, a, r, n: isr_.fit(k, o, a, r, cfg, n_actions, n_valid=n),
+                           in_axes=(0, 0, 0, 0, None)))
+    prefix_keys = jax.vmap(lambda k: jax.random.split(k, len(prefixes)))(keys)  # [seeds, prefixes]
+    fits = [fit(prefix_keys[:, i], obs, action, r_s, jnp.int32(n)) for i, n in enumerate(prefixes)]
+    res = jax.tree.map(lambda *xs: jnp.stack(xs, 1), *fits)
     pearson = jax.vmap(jax.vmap(isr_.pearson))(res.test_pred, res.test_target, res.test_mask)
     return Internalized(res.params, np.asarray(res.train_loss), np.asarray(res.test_mse),
                         np.asarray(res.samples_seen), np.asarray(pearson), prefixes, np.asarray(res.test_pred),
