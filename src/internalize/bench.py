@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import caregiver, isr, presence, world
+from . import caregiver, devices, isr, presence, world
 from .config import PRESETS, Preset
 from .learner import Learner, RunSpec
 from .phases import stack
@@ -42,6 +42,7 @@ def training_throughput(preset: Preset, seeds: int, updates: int, repeats: int, 
     learner = Learner(preset.ppo, world.COIN, use_isr=False)
     spec = stack([_spec(preset, size)] * seeds)
     state = jax.vmap(learner.init)(jax.random.split(jax.random.PRNGKey(0), seeds), spec.world)
+    state, spec = devices.shard((state, spec), seeds)  # as experiments run: runs over the devices
 
     def chunk(s, sp):
         return learner.chunk(s, sp, jnp.int32(updates), max_updates=updates, collect=False)[:2]
@@ -52,7 +53,7 @@ def training_throughput(preset: Preset, seeds: int, updates: int, repeats: int, 
     compile_s = time.perf_counter() - t0
     state, _ = jax.block_until_ready(compiled(state, spec))  # warm-up
     rates = []
-    steps = updates * preset.ppo.batch_size * seeds
+    steps = updates * preset.ppo.batch_size * seeds  # padded runs (if any) are not counted
     cpu0 = os.times()
     wall0 = time.perf_counter()
     for _ in range(repeats):
@@ -83,12 +84,13 @@ def compute_bound(preset: Preset, seeds: int, repeats: int, steps: int = 64) -> 
             return jax.tree.map(lambda u, v: u + 1e-9 * v, p, g), None  # a dependency chain, like SGD
         return jax.lax.scan(one, params, (o, a, z, z, z))[0]
 
-    fn = jax.jit(jax.vmap(grads)).lower(state.params, obs, act, zeros).compile()
-    jax.block_until_ready(fn(state.params, obs, act, zeros))
+    params, obs, act, zeros = devices.shard((state.params, obs, act, zeros), seeds)  # on every core too
+    fn = jax.jit(jax.vmap(grads)).lower(params, obs, act, zeros).compile()
+    jax.block_until_ready(fn(params, obs, act, zeros))
     rates = []
     for _ in range(repeats):
         t = time.perf_counter()
-        jax.block_until_ready(fn(state.params, obs, act, zeros))
+        jax.block_until_ready(fn(params, obs, act, zeros))
         rates.append(seeds * steps * mb / (time.perf_counter() - t))
     samples = statistics.median(rates)
     return {"fwd_bwd_samples_per_s": samples, "compute_bound_env_steps_per_s": samples / cfg.n_epochs,

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import devices
 from . import isr as isr_
 from .config import ISRConfig
 from .learner import Learner, RunSpec, RunState
@@ -70,6 +71,7 @@ def run(learner: Learner, state: RunState, spec: RunSpec, updates: int, chunk: i
     """
     fn = _chunk_fn(learner, chunk, collect)
     runs = jax.tree.leaves(spec)[0].shape[0]
+    state, spec = devices.shard((state, spec), runs)
     metrics, data = [], []
     kept: dict[int, RunState] = {}
     stops = sorted({s for s in snapshots if 0 < s <= updates} | {updates})
@@ -78,21 +80,21 @@ def run(learner: Learner, state: RunState, spec: RunSpec, updates: int, chunk: i
         while done < stop:
             n = min(chunk, stop - done)
             state, m, d = fn(state, spec, jnp.int32(n))
-            metrics.append(jax.tree.map(lambda x: np.asarray(x)[:, :n], m))
+            metrics.append(jax.tree.map(lambda x: np.asarray(x)[:runs, :n], m))
             if collect:
-                data.append(jax.tree.map(lambda x: np.asarray(x)[:, :n], d))
+                data.append(jax.tree.map(lambda x: np.asarray(x)[:runs, :n], d))
             done += n
             if progress is not None:
                 progress(n * learner.cfg.batch_size * runs)
         if stop in snapshots:
-            kept[stop] = _copy(state)  # the next chunk call donates `state`
+            kept[stop] = devices.unpad(_copy(state), runs)  # the next chunk call donates `state`
     out_m = {k: np.concatenate([m[k] for m in metrics], 1) for k in metrics[0]}
     out_d = None
     if collect:
         # [runs, updates, n_steps, n_envs, ...] -> [runs, steps in the order they happened, ...]
         out_d = tuple(np.concatenate([d[i] for d in data], 1) for i in range(3))
         out_d = tuple(x.reshape((x.shape[0], -1) + x.shape[4:]) for x in out_d)
-    return PhaseResult(state, out_m, out_d, kept)
+    return PhaseResult(devices.unpad(state, runs), out_m, out_d, kept)
 
 
 def socialize(learner: Learner, keys: jax.Array, spec: RunSpec, steps: int, chunk: int,
@@ -126,7 +128,8 @@ def internalize(keys: jax.Array, data: tuple, cfg: ISRConfig, n_actions: int,
     obs, action, r_s = data
     size = obs.shape[1]
     prefixes = tuple(prefixes) if prefixes else (size,)
-    obs, action, r_s = jnp.asarray(obs), jnp.asarray(action), jnp.asarray(r_s)
+    seeds = obs.shape[0]
+    obs, action, r_s, keys = devices.shard((jnp.asarray(obs), jnp.asarray(action), jnp.asarray(r_s), keys), seeds)
 
     # One compiled fit, vmapped over seeds, called once per prefix with the prefix length as a
     # runtime value: its training loop then runs as long as that prefix needs. (Vmapped over
@@ -135,7 +138,7 @@ def internalize(keys: jax.Array, data: tuple, cfg: ISRConfig, n_actions: int,
                            in_axes=(0, 0, 0, 0, None)))
     prefix_keys = jax.vmap(lambda k: jax.random.split(k, len(prefixes)))(keys)  # [seeds, prefixes]
     fits = [fit(prefix_keys[:, i], obs, action, r_s, jnp.int32(n)) for i, n in enumerate(prefixes)]
-    res = jax.tree.map(lambda *xs: jnp.stack(xs, 1), *fits)
+    res = jax.tree.map(lambda *xs: jnp.stack(xs, 1)[:seeds], *fits)
     pearson = jax.vmap(jax.vmap(isr_.pearson))(res.test_pred, res.test_target, res.test_mask)
     return Internalized(res.params, np.asarray(res.train_loss), np.asarray(res.test_mse),
                         np.asarray(res.samples_seen), np.asarray(pearson), prefixes, np.asarray(res.test_pred),
@@ -161,8 +164,9 @@ def evaluate(learner: Learner, params, keys: jax.Array, worlds: list, cg, episod
         ks = jax.random.split(k, len(worlds))
         return jax.vmap(lambda kk, w: learner.evaluate(p, kk, w, cg, episodes, max_steps))(ks, wstack)
 
-    ret, goals = jax.jit(jax.vmap(per_run))(params, keys)
-    return np.asarray(ret), np.asarray(goals)
+    runs = keys.shape[0]
+    ret, goals = jax.jit(jax.vmap(per_run))(*devices.shard((params, keys), runs))
+    return np.asarray(ret)[:runs], np.asarray(goals)[:runs]
 
 
 def trace(learner: Learner, params, key: jax.Array, world_params, steps: int) -> dict[str, np.ndarray]:
