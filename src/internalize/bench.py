@@ -47,7 +47,7 @@ def training_throughput(preset: Preset, seeds: int, updates: int, repeats: int, 
     def chunk(s, sp):
         return learner.chunk(s, sp, jnp.int32(updates), max_updates=updates, collect=False)[:2]
 
-    fn = jax.jit(jax.vmap(chunk))
+    fn = jax.jit(devices.per_device(jax.vmap(chunk), sharded=(0, 1)))
     t0 = time.perf_counter()
     compiled = fn.lower(state, spec).compile()
     compile_s = time.perf_counter() - t0
@@ -85,7 +85,7 @@ def compute_bound(preset: Preset, seeds: int, repeats: int, steps: int = 64) -> 
         return jax.lax.scan(one, params, (o, a, z, z, z))[0]
 
     params, obs, act, zeros = devices.shard((state.params, obs, act, zeros), seeds)  # on every core too
-    fn = jax.jit(jax.vmap(grads)).lower(params, obs, act, zeros).compile()
+    fn = jax.jit(devices.per_device(jax.vmap(grads), sharded=(0, 1, 2, 3))).lower(params, obs, act, zeros).compile()
     jax.block_until_ready(fn(params, obs, act, zeros))
     rates = []
     for _ in range(repeats):

@@ -185,7 +185,8 @@ def _run_experiments(names: list[str], args, skip_current: bool = False) -> list
             else:
                 summary = experiments.run(exp, preset, seeds, args.out, quick=args.quick, root_seed=args.seed,
                                           progress=bar.task(name, total))
-                print(f"{name}: {time.perf_counter() - t0:.1f}s wall, results in {folder}/ "
+                print(f"{name}: {time.perf_counter() - t0:.1f}s wall ({summary.get('compile_seconds', 0):.1f}s "
+                      f"compiling), peak memory {summary.get('peak_rss_gib', 0):.2f} GiB; results in {folder}/ "
                       f"(summary.json, {', '.join(summary['figures'])})")
             _print_claims(summary)
             out_summaries.append(summary)
@@ -208,6 +209,8 @@ def _cmd_list() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)  # per-experiment lines appear as they happen, even in a log
     try:
         args = _build_parser().parse_args(argv)
         if args.command == "list":

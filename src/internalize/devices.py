@@ -8,7 +8,7 @@ padded copy never reaches the results (:func:`unpad` drops it).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -35,8 +35,13 @@ def pad(tree: Any, runs: int) -> Any:
 
 
 def unpad(tree: Any, runs: int) -> Any:
-    """Drop padded runs (NumPy or JAX arrays with a leading runs axis)."""
-    return jax.tree.map(lambda x: x[:runs], tree)
+    """Drop padded runs (NumPy or JAX arrays with a leading runs axis); JAX arrays come back
+    whole on the first device, so that no sharded array leaks into code that is not meant to
+    run per device (see :func:`per_device` on LAPACK)."""
+    if count() == 1:
+        return jax.tree.map(lambda x: x[:runs], tree)
+    home = jax.devices()[0]
+    return jax.tree.map(lambda x: jax.device_put(x[:runs], home) if isinstance(x, jax.Array) else x[:runs], tree)
 
 
 def _sharding() -> NamedSharding:
@@ -50,3 +55,26 @@ def shard(tree: Any, runs: int) -> Any:
     if count() == 1:
         return tree
     return jax.device_put(tree, _sharding())
+
+
+def per_device(f: Callable, sharded: tuple[int, ...]) -> Callable:
+    """``f`` (already vmapped over runs) run by each device on its own share of the runs.
+
+    Arguments at positions ``sharded`` carry the runs axis (split across devices); the others
+    are passed whole to every device. Built with ``shard_map``, so no device ever waits for
+    another: the runs are independent. Inputs must be padded (:func:`shard`).
+
+    Never put a LAPACK call (e.g. ``flax``'s orthogonal initializer, a QR) in ``f``: this
+    jaxlib's CPU runtime deadlocks when two devices run one at the same time (each LAPACK
+    call waits for helper threads the other holds; found with gdb, docs/performance.md).
+    Initialize outside, on one device.
+    """
+    if count() == 1:
+        return f
+    mesh = Mesh(np.array(jax.devices()), ("runs",))
+
+    def wrapped(*args):
+        specs = tuple(PartitionSpec("runs") if i in sharded else PartitionSpec() for i in range(len(args)))
+        return jax.shard_map(f, mesh=mesh, in_specs=specs, out_specs=PartitionSpec("runs"), check_vma=False)(*args)
+
+    return wrapped

@@ -294,14 +294,37 @@ def stored_matches(folder: Path, exp: Experiment, preset: Preset, seeds: int, bu
     return all(config.get(k) == results._jsonable(v) for k, v in want.items())
 
 
+_COMPILE_SECONDS = [0.0]
+
+
+def _on_duration(event: str, duration: float, **_) -> None:
+    if event.startswith("/jax/core/compile/"):  # tracing, lowering, backend compile (or cache load)
+        _COMPILE_SECONDS[0] += duration
+
+
+jax.monitoring.register_event_duration_secs_listener(_on_duration)
+
+
+def compile_seconds() -> float:
+    """JAX's compile time in this process so far (tracing + lowering + compiling or loading)."""
+    return _COMPILE_SECONDS[0]
+
+
+def peak_rss_gib() -> float:
+    """This process's peak resident memory so far (GiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # kB on Linux
+
+
 def run(exp: Experiment, preset: Preset, seeds: int, out: Path, *, quick: bool = False, root_seed: int = 0,
         progress: phases.Progress | None = None) -> dict:
     """Run an experiment and write its folder: config, curves, summary and figures."""
     budget = exp.quick if quick else exp.budget
     folder = Path(out) / exp.name
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), compile_seconds()
     curves = run_pipeline(exp, preset, seeds, budget, root_seed, progress)
-    wall = time.perf_counter() - t0
+    wall, compile_s = time.perf_counter() - t0, compile_seconds() - c0
     config = {
         **_identity(exp, preset, seeds, budget, root_seed),
         "preset": preset.name,
@@ -311,6 +334,9 @@ def run(exp: Experiment, preset: Preset, seeds: int, out: Path, *, quick: bool =
         "arms": [a.name for a in exp.arms],
         "eval_episodes": exp.eval_episodes,
         "wall_seconds": wall,
+        "compile_seconds": compile_s,
+        "peak_rss_gib": peak_rss_gib(),  # of the process so far (experiments run in one process share it)
+        "devices": [str(d) for d in jax.devices()],
         "versions": results.versions(),
     }
     results.write_npz(folder / "curves.npz", curves)
@@ -332,6 +358,7 @@ def report(folder: Path) -> dict:
         "seeds": config["seeds"],
         "budget": config["budget"],
         "wall_seconds": config["wall_seconds"],
+        **{k: config[k] for k in ("compile_seconds", "peak_rss_gib") if k in config},
         "claims": [{"id": c.id, "statement": c.statement, "holds": bool(c.holds), "value": c.value,
                     "p_value": c.p_value, **({"detail": c.detail} if c.detail else {})} for c in claims],
         "per_seed": per_seed,

@@ -69,14 +69,21 @@ def split_sizes(n: int, cfg: ISRConfig) -> tuple[int, int]:
     return n_train, n - n_train
 
 
+def init_for_fit(key: jax.Array, obs_shape: tuple[int, ...], n_agents: int, n_actions: int, cfg: ISRConfig):
+    """The initial parameters :func:`fit` draws from ``key`` (to initialize outside a program)."""
+    k_init, _ = jax.random.split(key)
+    return init(k_init, obs_shape[-2], n_input_planes(obs_shape[-1], n_actions, n_agents, cfg.action_planes))
+
+
 def fit(key: jax.Array, obs: jax.Array, actions: jax.Array, target: jax.Array, cfg: ISRConfig,
-        n_actions: int, n_valid: jax.Array | None = None) -> FitResult:
+        n_actions: int, n_valid: jax.Array | None = None, init_params=None) -> FitResult:
     """Fit the ISR on one run's socialization data, chronologically split (SPEC 5).
 
     obs: ``uint8 [N, V, V, C]`` and actions ``int [N]`` (or ``[N, k]``) in the order the steps
     happened; target: ``[N]`` social reward, clipped at 0 so step costs are never targets.
     ``n_valid`` (may be traced): use only the first n_valid steps, as if socialization had
     stopped there, so ISRs for several socialization budgets are one vmap over n_valid.
+    ``init_params``: :func:`init_for_fit` of the same key, when drawn outside this call.
     Inputs are built per batch, so the data stay uint8 in memory. vmap over runs.
     """
     size = obs.shape[0]
@@ -127,9 +134,11 @@ def fit(key: jax.Array, obs: jax.Array, actions: jax.Array, target: jax.Array, c
     n_updates = jnp.maximum(1, jnp.round(cfg.epochs * n_train / cfg.batch_size)).astype(jnp.int32)
     per_eval = (n_updates + N_EVALS - 1) // N_EVALS
 
-    k_init, k_idx = jax.random.split(key)
-    params = init(k_init, obs.shape[-2], n_input_planes(obs.shape[-1], n_actions, actions.shape[-1]
-                                                      if actions.ndim > 1 else 1, cfg.action_planes))
+    _, k_idx = jax.random.split(key)
+    if init_params is None:
+        params = init_for_fit(key, obs.shape, actions.shape[-1] if actions.ndim > 1 else 1, n_actions, cfg)
+    else:  # the same draw, made outside (orthogonal init runs LAPACK, see phases.internalize)
+        params = init_params
     tx = optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.lr, eps=cfg.adam_eps))
 
     def loss_fn(p, xb, yb):

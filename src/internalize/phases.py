@@ -46,7 +46,8 @@ def _chunk_fn(learner: Learner, max_updates: int, collect: bool):
         def one(state, spec, n):
             return learner.chunk(state, spec, n, max_updates=max_updates, collect=collect)
 
-        cache[key] = jax.jit(jax.vmap(one, in_axes=(0, 0, None)), donate_argnums=0)
+        cache[key] = jax.jit(devices.per_device(jax.vmap(one, in_axes=(0, 0, None)), sharded=(0, 1)),
+                             donate_argnums=0)
     return cache[key]
 
 
@@ -129,16 +130,24 @@ def internalize(keys: jax.Array, data: tuple, cfg: ISRConfig, n_actions: int,
     size = obs.shape[1]
     prefixes = tuple(prefixes) if prefixes else (size,)
     seeds = obs.shape[0]
-    obs, action, r_s, keys = devices.shard((jnp.asarray(obs), jnp.asarray(action), jnp.asarray(r_s), keys), seeds)
+    # Initial ISR parameters are drawn here, on one device, outside the per-device program:
+    # orthogonal init runs a LAPACK QR, which deadlocks this jaxlib when two devices run one
+    # at once (devices.per_device).
+    prefix_keys = jax.vmap(lambda k: jax.random.split(k, len(prefixes)))(keys)  # [seeds, prefixes]
+    init = jax.jit(jax.vmap(lambda k: isr_.init_for_fit(k, obs.shape[1:], action.shape[-1], n_actions, cfg)))
+    inits = [init(prefix_keys[:, i]) for i in range(len(prefixes))]
+    obs, action, r_s, prefix_keys, inits = devices.shard(
+        (jnp.asarray(obs), jnp.asarray(action), jnp.asarray(r_s), prefix_keys, inits), seeds)
 
     # One compiled fit, vmapped over seeds, called once per prefix with the prefix length as a
     # runtime value: its training loop then runs as long as that prefix needs. (Vmapped over
     # prefixes too, every fit would run as long as the largest.)
-    fit = jax.jit(jax.vmap(lambda k, o, a, r, n: isr_.fit(k, o, a, r, cfg, n_actions, n_valid=n),
-                           in_axes=(0, 0, 0, 0, None)))
-    prefix_keys = jax.vmap(lambda k: jax.random.split(k, len(prefixes)))(keys)  # [seeds, prefixes]
-    fits = [fit(prefix_keys[:, i], obs, action, r_s, jnp.int32(n)) for i, n in enumerate(prefixes)]
-    res = jax.tree.map(lambda *xs: jnp.stack(xs, 1)[:seeds], *fits)
+    fit = jax.jit(devices.per_device(
+        jax.vmap(lambda k, o, a, r, n, p0: isr_.fit(k, o, a, r, cfg, n_actions, n_valid=n, init_params=p0),
+                 in_axes=(0, 0, 0, 0, None, 0)),
+        sharded=(0, 1, 2, 3, 5)))
+    fits = [fit(prefix_keys[:, i], obs, action, r_s, jnp.int32(n), inits[i]) for i, n in enumerate(prefixes)]
+    res = devices.unpad(jax.tree.map(lambda *xs: jnp.stack(xs, 1), *fits), seeds)
     pearson = jax.vmap(jax.vmap(isr_.pearson))(res.test_pred, res.test_target, res.test_mask)
     return Internalized(res.params, np.asarray(res.train_loss), np.asarray(res.test_mse),
                         np.asarray(res.samples_seen), np.asarray(pearson), prefixes, np.asarray(res.test_pred),
@@ -165,8 +174,9 @@ def evaluate(learner: Learner, params, keys: jax.Array, worlds: list, cg, episod
         return jax.vmap(lambda kk, w: learner.evaluate(p, kk, w, cg, episodes, max_steps))(ks, wstack)
 
     runs = keys.shape[0]
-    ret, goals = jax.jit(jax.vmap(per_run))(*devices.shard((params, keys), runs))
-    return np.asarray(ret)[:runs], np.asarray(goals)[:runs]
+    fn = jax.jit(devices.per_device(jax.vmap(per_run), sharded=(0, 1)))
+    ret, goals = devices.unpad(fn(*devices.shard((params, keys), runs)), runs)
+    return np.asarray(ret), np.asarray(goals)
 
 
 def trace(learner: Learner, params, key: jax.Array, world_params, steps: int) -> dict[str, np.ndarray]:

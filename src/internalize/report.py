@@ -41,7 +41,7 @@ def _rows(name: str, value, seeds: int, columns: list[str] | None) -> list[tuple
     return []
 
 
-def experiment_section(folder: Path) -> tuple[str, float]:
+def experiment_section(folder: Path) -> tuple[str, dict]:
     summary = results.read_json(folder / "summary.json")
     config = results.read_json(folder / "config.json")
     from .experiments import EXPERIMENTS
@@ -72,7 +72,7 @@ def experiment_section(folder: Path) -> tuple[str, float]:
         lines.append(f"| `{c['id']}` | {c['statement']} | {_fmt(c['value'])} | {_fmt(c['p_value'])} | "
                      f"{'**yes**' if c['holds'] else '**NO**'} |")
     lines.append("")
-    return "\n".join(lines), float(summary["wall_seconds"])
+    return "\n".join(lines), summary
 
 
 def write(out: Path, total_wall: float | None = None) -> Path:
@@ -81,9 +81,9 @@ def write(out: Path, total_wall: float | None = None) -> Path:
     folders = sorted((p.parent for p in out.glob("*/summary.json")), key=_order)
     sections, walls = [], {}
     for folder in folders:
-        text, wall = experiment_section(folder)
+        text, summary = experiment_section(folder)
         sections.append(text)
-        walls[folder.name] = wall
+        walls[folder.name] = summary
     claims = [(f.name, c) for f in folders for c in results.read_json(f / "summary.json")["claims"]]
     held = sum(c["holds"] for _, c in claims)
     head = ["# internalize: reproduction report", "",
@@ -91,10 +91,16 @@ def write(out: Path, total_wall: float | None = None) -> Path:
             "from the result files in this folder (`internalize report DIR` rebuilds this page).", "",
             f"Machine: {os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}.", "",
             f"Claims holding: **{held} of {len(claims)}**.", "",
-            "| experiment | wall time (s) |", "| --- | --- |"]
-    head += [f"| {k} | {v:.1f} |" for k, v in walls.items()]
+            "| experiment | wall time (s) | of which compiling (s) | peak memory of the process so far (GiB) |",
+            "| --- | --- | --- | --- |"]
+
+    def opt(s, key, digits):
+        return f"{s[key]:.{digits}f}" if key in s else "n/a"
+
+    head += [f"| {k} | {s['wall_seconds']:.1f} | {opt(s, 'compile_seconds', 1)} | {opt(s, 'peak_rss_gib', 2)} |"
+             for k, s in walls.items()]
     if total_wall is not None:
-        head.append(f"| **total (this invocation)** | {total_wall:.1f} |")
+        head.append(f"| **total (this invocation)** | {total_wall:.1f} | | |")
     head += ["", "| experiment | claim | holds | value | p-value |", "| --- | --- | --- | --- | --- |"]
     head += [f"| {e} | `{c['id']}` | {'yes' if c['holds'] else '**NO**'} | {_fmt(c['value'])} | "
              f"{_fmt(c['p_value'])} |" for e, c in claims]
