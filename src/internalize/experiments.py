@@ -374,13 +374,26 @@ def report(folder: Path) -> dict:
 END_FRACTION = 0.1  # "end of a phase" = the mean over its last 10% of updates
 
 
-def _unlearning_analyze(curves: dict, config: dict) -> tuple[list[Claim], dict]:
-    names = config["arms"]
-    goals = curves["autonomy/goals_per_episode"]  # [S, C, U]
+def _persistence(curves: dict, config: dict):
+    """The caregiver's event per episode (goals, or help) at the end of socialization and of
+    autonomy per arm (per seed), and the t-tests of none vs isr and isr vs oracle."""
+    events = curves["autonomy/goals_per_episode"]  # [S, C, U]
     socialized = stats.tail_mean(curves["socialize/goals_per_episode"], END_FRACTION)  # [S]
-    end = {n: stats.tail_mean(goals[:, i], END_FRACTION) for i, n in enumerate(names)}
+    end = {n: stats.tail_mean(events[:, i], END_FRACTION) for i, n in enumerate(config["arms"])}
     _, p_none_isr = stats.ttest_ind(end["none"], end["isr"])
     _, p_isr_oracle = stats.ttest_ind(end["isr"], end["oracle"])
+    return socialized, end, p_none_isr, p_isr_oracle
+
+
+def _persistence_curve(curves: dict, config: dict, path: Path, ylabel: str, title: str) -> Path:
+    return figures.learning_curve(
+        path, curves["env_steps/socialize"], curves["socialize/goals_per_episode"],
+        curves["env_steps/autonomy"], curves["autonomy/goals_per_episode"], config["arms"], ylabel,
+        f"{title} ({config['preset']} preset, {config['seeds']} seeds, mean and 95% CI)")
+
+
+def _unlearning_analyze(curves: dict, config: dict) -> tuple[list[Claim], dict]:
+    socialized, end, p_none_isr, p_isr_oracle = _persistence(curves, config)
     soc_mean = float(socialized.mean())
     none_mean, isr_mean, oracle_mean = (float(end[n].mean()) for n in ("none", "isr", "oracle"))
     significant = bool(np.isfinite(p_none_isr) and p_none_isr < 0.05)
@@ -413,13 +426,7 @@ def _unlearning_analyze(curves: dict, config: dict) -> tuple[list[Claim], dict]:
 
 
 def _unlearning_plot(curves: dict, config: dict, folder: Path) -> list[Path]:
-    return [figures.learning_curve(
-        folder / "unlearning.png",
-        curves["env_steps/socialize"], curves["socialize/goals_per_episode"],
-        curves["env_steps/autonomy"], curves["autonomy/goals_per_episode"],
-        config["arms"], "goals per episode",
-        f"Unlearning ({config['preset']} preset, {config['seeds']} seeds, mean and 95% CI)",
-    )]
+    return [_persistence_curve(curves, config, folder / "unlearning.png", "goals per episode", "Unlearning")]
 
 
 UNLEARNING = Experiment(
@@ -700,12 +707,7 @@ REWARD_HACKING = Experiment(
 
 
 def _prosocial_analyze(curves: dict, config: dict) -> tuple[list[Claim], dict]:
-    names = config["arms"]
-    helps = curves["autonomy/goals_per_episode"]  # [S, C, U] partner goals reached per episode
-    socialized = stats.tail_mean(curves["socialize/goals_per_episode"], END_FRACTION)
-    end = {n: stats.tail_mean(helps[:, i], END_FRACTION) for i, n in enumerate(names)}
-    _, p = stats.ttest_ind(end["none"], end["isr"])
-    _, p_oracle = stats.ttest_ind(end["isr"], end["oracle"])
+    socialized, end, p, p_oracle = _persistence(curves, config)  # the events are partner goals reached
     soc, none, isr_, oracle = (float(v.mean()) for v in (socialized, end["none"], end["isr"], end["oracle"]))
     significant = bool(np.isfinite(p) and p < 0.05)
     claims = [
@@ -730,13 +732,8 @@ def _prosocial_analyze(curves: dict, config: dict) -> tuple[list[Claim], dict]:
 
 
 def _prosocial_plot(curves: dict, config: dict, folder: Path) -> list[Path]:
-    figs = [figures.learning_curve(
-        folder / "prosocial.png",
-        curves["env_steps/socialize"], curves["socialize/goals_per_episode"],
-        curves["env_steps/autonomy"], curves["autonomy/goals_per_episode"],
-        config["arms"], "partner goals reached per episode (helping rate)",
-        f"Prosocial helping ({config['preset']} preset, {config['seeds']} seeds, mean and 95% CI)",
-    )]
+    figs = [_persistence_curve(curves, config, folder / "prosocial.png",
+                               "partner goals reached per episode (helping rate)", "Prosocial helping")]
     names = config["arms"]
     for cond in ("isr", "none"):
         i = names.index(cond)

@@ -34,7 +34,7 @@ from flax import struct
 
 from . import env
 from .world import (COLOR_BLUE, COLOR_GREEN, COLOR_GREY, COLOR_PURPLE, COLOR_RED, DIR_VEC, OBJ_AGENT, OBJ_BALL,
-                    OBJ_EMPTY, OBJ_GOAL, OBJ_WALL, _triangle_mask, _view_offsets)
+                    OBJ_EMPTY, OBJ_GOAL, OBJ_WALL, _triangle_mask, _view_offsets, draw_room)
 
 SIZE = 5  # interior side (SPEC 8: 5x5 interior, 7x7 room)
 WIDTH = SIZE + 2
@@ -360,12 +360,17 @@ def _partner_move(state: ProsocialState, partner_action: jax.Array) -> tuple[Pro
     return state.replace(progress=progress), advances
 
 
-def step_agents(key: jax.Array, state: ProsocialState, action: jax.Array, partner_action: jax.Array,
+def step_agents(key: jax.Array, state: ProsocialState, action: jax.Array, partner_action: jax.Array | None,
                 params: ProsocialParams):
-    """One step with both agents' actions: the learner moves first, then the partner."""
+    """One step with both agents' actions: the learner moves first, then the partner.
+
+    ``partner_action=None``: the scripted partner, choosing after the learner's move (:func:`step`).
+    """
     action = jnp.asarray(action, jnp.int32)
-    partner_action = jnp.asarray(partner_action, jnp.int32)
     moved, forward = _learner_move(state, action)
+    if partner_action is None:
+        partner_action = partner_policy(moved)
+    partner_action = jnp.asarray(partner_action, jnp.int32)
     moved, _ = _partner_move(moved, partner_action)
     arrived = moved.progress >= moved.path_len - 1
     t = state.t + 1
@@ -390,8 +395,7 @@ def step(key: jax.Array, state: ProsocialState, action: jax.Array, params: Proso
     reward and the layout was redrawn), ``forward``, ``partner_action``, ``other_actions``
     (the partner's action as the ISR sees it) and ``carrying``.
     """
-    moved, _ = _learner_move(state, jnp.asarray(action, jnp.int32))
-    return step_agents(key, state, action, partner_policy(moved), params)
+    return step_agents(key, state, action, None, params)
 
 
 def auto_reset_step(key: jax.Array, state: ProsocialState, action: jax.Array, params: ProsocialParams):
@@ -410,8 +414,7 @@ def compact_features(obs: jax.Array) -> jax.Array:
 # ---------------------------------------------------------------------------------------------
 # Rendering (host side)
 
-_COLORS = {"floor": (245, 245, 245), "grid": (200, 200, 200), "wall": (100, 100, 100), "goal": (46, 160, 67),
-           "learner": (214, 39, 40), "partner": (31, 119, 180), "ball": (148, 103, 189)}
+_COLORS = {"goal": (46, 160, 67), "learner": (214, 39, 40), "partner": (31, 119, 180), "ball": (148, 103, 189)}
 
 
 def _disc(tile: int, radius: float) -> np.ndarray:
@@ -423,20 +426,12 @@ def render(state: ProsocialState, tile: int = 24) -> np.ndarray:
     """RGB image ``uint8 [H * tile, W * tile, 3]`` of one state: walls, the partner's goal, the
     ball (a small disc in the learner's cell while carried), the partner (blue disc) and the
     learner (red triangle)."""
-    walls = np.asarray(state.walls)
-    img = np.empty((WIDTH * tile, WIDTH * tile, 3), np.uint8)
-    img[:] = _COLORS["floor"]
+    img = draw_room(state.walls, tile)
 
     def cell(c):
         x, y = (int(v) for v in np.asarray(c))
         return img[y * tile:(y + 1) * tile, x * tile:(x + 1) * tile]
 
-    for x in range(WIDTH):
-        for y in range(WIDTH):
-            c = cell((x, y))
-            c[0, :] = c[:, 0] = _COLORS["grid"]
-            if walls[x, y]:
-                c[:] = _COLORS["wall"]
     cell(state.goal)[2:-1, 2:-1] = _COLORS["goal"]
     cell(state.partner)[_disc(tile, 0.38)] = _COLORS["partner"]
     cell(state.pos)[_triangle_mask(tile, int(np.asarray(state.dir)))] = _COLORS["learner"]

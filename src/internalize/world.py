@@ -378,9 +378,9 @@ def _triangle_mask(tile: int, direction: int) -> np.ndarray:
     return np.rot90(mask, k=-direction)  # rot90 with negative k turns clockwise (y is down)
 
 
-def render(state: CoinState, tile: int = 24) -> np.ndarray:
-    """RGB image ``uint8 [H * tile, W * tile, 3]`` of one (unbatched) state."""
-    walls = np.asarray(state.walls)
+def draw_room(walls: np.ndarray, tile: int) -> np.ndarray:
+    """Floor, grid lines and walls of a room ``bool [W, H]``: RGB ``uint8 [H * tile, W * tile, 3]``."""
+    walls = np.asarray(walls)
     width = walls.shape[0]
     img = np.empty((width * tile, width * tile, 3), np.uint8)
     img[:] = _COLORS["floor"]
@@ -390,6 +390,12 @@ def render(state: CoinState, tile: int = 24) -> np.ndarray:
             cell[0, :] = cell[:, 0] = _COLORS["grid"]
             if walls[x, y]:
                 cell[:] = _COLORS["wall"]
+    return img
+
+
+def render(state: CoinState, tile: int = 24) -> np.ndarray:
+    """RGB image ``uint8 [H * tile, W * tile, 3]`` of one (unbatched) state."""
+    img = draw_room(state.walls, tile)
     gx, gy = (int(v) for v in np.asarray(state.goal))
     img[gy * tile + 2:(gy + 1) * tile - 1, gx * tile + 2:(gx + 1) * tile - 1] = _COLORS["goal"]
     ax, ay = (int(v) for v in np.asarray(state.pos))
