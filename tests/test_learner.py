@@ -523,3 +523,21 @@ def test_two_agent_world_feeds_both_actions_to_the_isr_and_replaces_the_reward()
     np.testing.assert_allclose(float(metrics["utility_return"]), float(metrics["isr_output"]), rtol=1e-5)
     assert float(metrics["forward_per_episode"]) > 0  # forward moves happened, and cost nothing
     np.testing.assert_allclose(float(metrics["isr_output"]), r_i.sum() / episodes, rtol=1e-4)
+
+
+def test_orthogonal_init_matches_flax_and_calls_no_lapack():
+    """Our orthogonal initializer gives Flax's matrices, without a LAPACK QR (two concurrent
+    LAPACK calls deadlock this jaxlib; see networks._orthonormal_columns)."""
+    import flax.linen as nn
+
+    from internalize.networks import orthogonal
+
+    key = jax.random.PRNGKey(3)
+    for shape in [(162, 64), (64, 3), (2, 2, 7, 16), (3, 200)]:
+        ours = np.asarray(orthogonal(1.4)(key, shape))
+        np.testing.assert_allclose(ours, np.asarray(nn.initializers.orthogonal(1.4)(key, shape)), atol=1e-5)
+        flat = ours.reshape(-1, shape[-1])
+        gram = flat.T @ flat if flat.shape[0] >= flat.shape[1] else flat @ flat.T
+        np.testing.assert_allclose(gram, 1.4 ** 2 * np.eye(len(gram)), atol=1e-4)
+    hlo = jax.jit(lambda k: orthogonal(1.0)(k, (64, 64))).lower(key).as_text().lower()
+    assert "lapack" not in hlo and "custom_call" not in hlo

@@ -30,7 +30,8 @@ def _spec(preset: Preset, size: int = 5) -> RunSpec:
     wp = world.coin_params(max(1, round(3 * size * size / 25)), size=size)  # SPEC 3's wall density
     obs_shape = world.COIN.obs_shape(wp)
     blank = isr.init(jax.random.PRNGKey(0), obs_shape[0],
-                     isr.n_input_planes(obs_shape[-1], world.N_ACTIONS, planes=preset.isr.action_planes))
+                     isr.n_input_planes(obs_shape[-1], world.N_ACTIONS, planes=preset.isr.action_planes),
+                     isr.network(preset.isr, world.N_ACTIONS))
     return RunSpec(wp, caregiver.caregiver(), presence.present(), jnp.float32(0.0), blank)
 
 
@@ -97,8 +98,67 @@ def compute_bound(preset: Preset, seeds: int, repeats: int, steps: int = 64) -> 
             "bound_spread": _summary([r / cfg.n_epochs for r in rates])}
 
 
+def _median_seconds(fn, args, repeats: int) -> float:
+    jax.block_until_ready(fn(*args))  # compile and warm up
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def profile(preset: Preset, seeds: int, repeats: int) -> dict:
+    """Where one PPO update's time goes, timed by parts, runs vmapped and sharded as in training.
+
+    Each part is a compiled program of its own, run ``repeats`` times (median):
+    ``env`` (the world stepped ``n_steps`` times with fixed actions, auto-reset included),
+    ``rollout`` (env + policy forward + sampling), ``update`` (rollout + returns + PPO epochs),
+    ``update_with_isr`` (also R_i from the preset's ISR on every step), and ``isr_fit`` (one
+    ISR training step on a batch, per sample). Shares are of ``update_with_isr``.
+    """
+    from . import env as env_
+
+    cfg = preset.ppo
+    plain = Learner(cfg, world.COIN, use_isr=False)
+    with_isr = Learner(cfg, world.COIN, use_isr=True, isr_cfg=preset.isr)
+    spec = stack([_spec(preset)] * seeds).replace(isr_gain=np.ones(seeds, np.float32))
+    state = jax.jit(jax.vmap(plain.init))(jax.random.split(jax.random.PRNGKey(0), seeds), spec.world)
+    state, spec = devices.shard((state, spec), seeds)
+
+    def env_only(st, sp):
+        step = jax.vmap(lambda k, s, a: env_.auto_reset_step(world.COIN, k, s, a, sp.world))
+
+        def one(es, k):
+            obs, es, r, *_ = step(jax.random.split(k, cfg.n_envs), es, jnp.full((cfg.n_envs,), 2, jnp.int32))
+            return es, (obs, r)  # every observation kept, as a rollout keeps them (nothing left to cut)
+
+        return jax.lax.scan(one, st.env_state, jax.random.split(st.key, cfg.n_steps))[1]
+
+    parts = {
+        "env": env_only,
+        "rollout": lambda st, sp: plain.rollout(st, sp)[1].value.sum(),
+        "update": lambda st, sp: plain.update(st, sp)[1]["pg_loss"],
+        "update_with_isr": lambda st, sp: with_isr.update(st, sp)[1]["pg_loss"],
+    }
+    seconds = {}
+    for name, f in parts.items():
+        fn = jax.jit(devices.per_device(jax.vmap(f), sharded=(0, 1)))
+        seconds[name] = _median_seconds(fn, (state, spec), repeats)
+    steps = seeds * cfg.batch_size
+    total = seconds["update_with_isr"]
+    shares = {
+        "environment": seconds["env"] / total,
+        "policy_forward_and_sampling": (seconds["rollout"] - seconds["env"]) / total,
+        "ppo_learning": (seconds["update"] - seconds["rollout"]) / total,
+        "isr_reward": (seconds["update_with_isr"] - seconds["update"]) / total,
+    }
+    return {"isr_network": preset.isr.network, "seconds_per_update": seconds, "env_steps_per_update": steps,
+            "env_steps_per_s": {k: steps / v for k, v in seconds.items()}, "shares": shares}
+
+
 def main(json_out: bool = False, repeats: int = 3, seeds: int = 10, anchor: str | None = None,
-         anchor_steps: int = 8192, scale: bool = False, out: Path | None = None) -> dict:
+         anchor_steps: int = 8192, scale: bool = False, out: Path | None = None, prof: bool = False) -> dict:
     log = (lambda *a, **k: None) if json_out else print  # noqa: E731
     out_d = {"cores": os.cpu_count(), "devices": [str(d) for d in jax.devices()], "seeds_batched": seeds,
              "presets": {}}
@@ -128,6 +188,12 @@ def main(json_out: bool = False, repeats: int = 3, seeds: int = 10, anchor: str 
         log(f"anchor: {a['env_steps_per_s']:,.0f} env-steps/s (sb3+minigrid, median of {repeats}; "
             f"{a['spread']['min']:,.0f}..{a['spread']['max']:,.0f}); fast is {out_d['ratios']['fast_vs_anchor']:,.0f}x, "
             f"paper {out_d['ratios']['paper_vs_anchor']:.1f}x the anchor")
+    if prof:
+        out_d["profile"] = {}
+        for name in ("fast", "paper"):
+            pr = out_d["profile"][name] = profile(PRESETS[name], seeds, repeats)
+            log(f"profile {name} (one update, {seeds} runs, ISR {pr['isr_network']}): "
+                + ", ".join(f"{k} {v:.0%}" for k, v in pr["shares"].items()))
     if scale:
         log("scaling (fast preset):")
         out_d["scaling"] = scaling(repeats=max(2, repeats - 1), log=log)
@@ -189,12 +255,13 @@ def scaling(repeats: int = 2, runs: tuple[int, ...] = SCALING_RUNS, sizes: tuple
     preset = PRESETS["fast"]
     by_runs, by_size = [], []
     for n in runs:
-        updates = max(1, 16 // n)  # about the same work per timing whatever the batch
+        updates = max(1, 64 // n)  # the same work per timing (64 runs' updates) whatever the batch
         res = training_throughput(preset, n, updates, repeats)
         by_runs.append({"runs": n, **{k: res[k] for k in ("env_steps_per_s", "compile_s", "cpu_over_wall")}})
         log(f"  runs {n:>3}: {res['env_steps_per_s']:>9,.0f} env-steps/s, cpu/wall {res['cpu_over_wall']:.2f}")
     for s in sizes:
-        res = training_throughput(preset, size_runs, 1, repeats, size=s)
+        # About the same time per timing: the cost of a step grows with the view's area.
+        res = training_throughput(preset, size_runs, max(1, round(8 * 25 / (s * s))), repeats, size=s)
         view = 2 * s - 1
         by_size.append({"size": s, "view": view, **{k: res[k] for k in ("env_steps_per_s", "compile_s",
                                                                           "cpu_over_wall")}})

@@ -91,6 +91,8 @@ def _build_parser() -> _Parser:
     b.add_argument("--anchor-steps", type=_positive_int, default=8192, help="env steps per anchor repeat (default 8192)")
     b.add_argument("--scaling", action="store_true",
                    help="also measure throughput against runs batched (1-64) and world size (5-19)")
+    b.add_argument("--profile", action="store_true",
+                   help="also time one update by parts: environment, policy forward, PPO learning, ISR reward")
     b.add_argument("--out", type=Path, default=None, help="write bench.json (and the scaling figure) here")
 
     sub.add_parser("list", help="experiments, presets, conditions and maps")
@@ -274,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
             setup_jax()
             try:
                 bench.main(json_out=args.json, repeats=args.repeats, seeds=args.seeds, anchor=args.anchor,
-                           anchor_steps=args.anchor_steps, scale=args.scaling, out=args.out)
+                           anchor_steps=args.anchor_steps, scale=args.scaling, out=args.out,
+                           prof=args.profile)
             except RuntimeError as e:
                 raise UsageError(str(e)) from None
             return 0

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
@@ -27,21 +26,24 @@ def padded(runs: int) -> int:
 
 
 def pad(tree: Any, runs: int) -> Any:
-    """Pad the leading (runs) axis to :func:`padded` by repeating the last run."""
+    """Pad the leading (runs) axis to :func:`padded` by repeating the last run (as NumPy arrays:
+    host-side glue done with JAX ops would compile one small XLA program per leaf and shape)."""
     extra = padded(runs) - runs
     if not extra:
         return tree
-    return jax.tree.map(lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], extra, axis=0)]), tree)
+
+    def one(x):
+        x = np.asarray(x)
+        return np.concatenate([x, np.repeat(x[-1:], extra, axis=0)])
+
+    return jax.tree.map(one, tree)
 
 
 def unpad(tree: Any, runs: int) -> Any:
-    """Drop padded runs (NumPy or JAX arrays with a leading runs axis); JAX arrays come back
-    whole on the first device, so that no sharded array leaks into code that is not meant to
-    run per device (see :func:`per_device` on LAPACK)."""
-    if count() == 1:
-        return jax.tree.map(lambda x: x[:runs], tree)
-    home = jax.devices()[0]
-    return jax.tree.map(lambda x: jax.device_put(x[:runs], home) if isinstance(x, jax.Array) else x[:runs], tree)
+    """Drop padded runs (arrays with a leading runs axis). Results come back as NumPy arrays in
+    host memory (free on CPU, and no per-leaf XLA programs), so no sharded array leaks into
+    code that is not meant to run per device (see :func:`per_device` on LAPACK)."""
+    return jax.tree.map(lambda x: np.asarray(x)[:runs], tree)
 
 
 def _sharding() -> NamedSharding:
@@ -54,7 +56,8 @@ def shard(tree: Any, runs: int) -> Any:
     tree = pad(tree, runs)
     if count() == 1:
         return tree
-    return jax.device_put(tree, _sharding())
+    # From host memory: moving arrays that already live on one device would compile a copy.
+    return jax.device_put(jax.tree.map(np.asarray, tree), _sharding())
 
 
 def per_device(f: Callable, sharded: tuple[int, ...]) -> Callable:
@@ -64,10 +67,10 @@ def per_device(f: Callable, sharded: tuple[int, ...]) -> Callable:
     are passed whole to every device. Built with ``shard_map``, so no device ever waits for
     another: the runs are independent. Inputs must be padded (:func:`shard`).
 
-    Never put a LAPACK call (e.g. ``flax``'s orthogonal initializer, a QR) in ``f``: this
-    jaxlib's CPU runtime deadlocks when two devices run one at the same time (each LAPACK
-    call waits for helper threads the other holds; found with gdb, docs/performance.md).
-    Initialize outside, on one device.
+    Never put a LAPACK call (e.g. a QR) in ``f``: this jaxlib's CPU runtime deadlocks when two
+    run at the same time (each waits for helper threads the other holds; found with gdb,
+    docs/performance.md). Our networks' orthogonal initializer uses none
+    (``networks.orthogonal``).
     """
     if count() == 1:
         return f

@@ -8,6 +8,7 @@ and claims and figures are made from those files.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -141,19 +142,44 @@ def seed_keys(root_seed: int, n: int) -> jax.Array:
     return jax.random.split(jax.random.PRNGKey(root_seed), n)
 
 
+@jax.jit
+def _split4(keys: jax.Array) -> jax.Array:
+    """[seeds] keys -> [seeds, 4] (socialize, internalize, autonomy, evaluate)."""
+    return jax.vmap(lambda k: jax.random.split(k, 4))(keys)
+
+
 def _prefix_updates(fraction: float, total: int) -> int:
     return max(1, min(total, math.ceil(fraction * total - 1e-9)))
 
 
 def _interleave(per_arm: list):
     """[A] pytrees with leading [S] -> one pytree with leading [S * A], seed-major."""
-    stacked = jax.tree.map(lambda *xs: jnp.stack(xs, 1), *per_arm)
+    stacked = jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs], 1), *per_arm)
     return jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), stacked)
 
 
+class PhaseClock:
+    """Wall and compile seconds per phase of a pipeline (where an experiment's time goes)."""
+
+    def __init__(self):
+        self.seconds: dict[str, dict[str, float]] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, phase: str):
+        t0, c0 = time.perf_counter(), compile_seconds()
+        yield  # phases hand back NumPy arrays, so their work is done when the block ends
+        rec = self.seconds.setdefault(phase, {"wall": 0.0, "compile": 0.0})
+        rec["wall"] += time.perf_counter() - t0
+        rec["compile"] += compile_seconds() - c0
+
+
 def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, root_seed: int = 0,
-                 progress: phases.Progress | None = None) -> dict[str, np.ndarray]:
-    """Socialize -> fit ISR(s) -> autonomy on every arm -> evaluate. Returns curves (NumPy)."""
+                 progress: phases.Progress | None = None, clock: PhaseClock | None = None) -> dict[str, np.ndarray]:
+    """Socialize -> fit ISR(s) -> autonomy on every arm -> evaluate. Returns curves (NumPy).
+
+    ``clock`` (optional) records the wall and compile seconds of each phase.
+    """
+    clock = clock or PhaseClock()
     env = exp.socialize_world.env
     cg = exp.socialize_world.caregiver()
     isr_cfg = exp.isr_config(preset) if exp.isr_config else preset.isr
@@ -163,25 +189,29 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
     batch = preset.ppo.batch_size
 
     keys = seed_keys(root_seed, seeds)
-    k_soc, k_isr, k_aut, k_eval = (jnp.stack(k) for k in zip(*[jax.random.split(k, 4) for k in keys]))
+    k_soc, k_isr, k_aut, k_eval = np.moveaxis(np.asarray(_split4(keys)), 1, 0)  # each [seeds, 2]
 
     obs_shape = env.obs_shape(soc_world)
     isr_channels = isr.n_input_planes(obs_shape[-1], env.n_actions, 1 + env.other_agents, planes=isr_cfg.action_planes)
-    blank_isr = isr.init(jax.random.PRNGKey(0), obs_shape[0], isr_channels)
+    isr_net = isr.network(isr_cfg, env.n_actions, 1 + env.other_agents, env.features)
+    blank_isr = jax.jit(isr.init, static_argnums=(1, 2, 3))(jax.random.PRNGKey(0), obs_shape[0], isr_channels, isr_net)
 
     # Socialize: the caregiver is present throughout (P = 1); snapshots where arms branch off.
     u_soc = phases.n_updates(budget.socialize_steps, batch)
     arm_updates = [_prefix_updates(a.socialized, u_soc) for a in arms]
     learner_soc = Learner(preset.ppo, env, use_isr=False)
     spec = RunSpec(soc_world, cg, conditions.get("oracle").presence(), jnp.float32(0.0), blank_isr)
-    soc = phases.socialize(learner_soc, k_soc, phases.stack([spec] * seeds), budget.socialize_steps,
-                           preset.updates_per_chunk, progress, snapshots=tuple(u for u in arm_updates if u < u_soc))
+    with clock("socialize"):
+        soc = phases.socialize(learner_soc, k_soc, phases.stack([spec] * seeds), budget.socialize_steps,
+                               preset.updates_per_chunk, progress,
+                               snapshots=tuple(u for u in arm_updates if u < u_soc))
 
     # Internalize: one ISR per seed and socialization prefix, fitted on that prefix only.
     declared = [_prefix_updates(f, u_soc) for f in exp.isr_prefixes]  # one ISR per declared budget,
     prefix_updates = sorted(declared + [u for u in {*arm_updates, u_soc} if u not in declared])  # even if equal
-    fitted = phases.internalize(k_isr, soc.data, isr_cfg, env.n_actions,
-                                prefixes=tuple(u * batch for u in prefix_updates))
+    with clock("internalize"):
+        fitted = phases.internalize(k_isr, soc.data, isr_cfg, env.n_actions,
+                                    prefixes=tuple(u * batch for u in prefix_updates), features=env.features)
     del soc.data
 
     curves = {
@@ -197,24 +227,26 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
     }
     if exp.isr_sweep_layouts:
         lay_keys = jax.random.split(jax.random.PRNGKey(root_seed + 7919), exp.isr_sweep_layouts)
-        layouts = [(np.asarray(lay.walls), np.asarray(lay.goal))
-                   for lay in (world.draw_layout(k, soc_world) for k in lay_keys)]
-        states, actions, index = world.sweep(layouts)
-        obs = jax.vmap(world.observe, in_axes=(0, None))(states, soc_world)
-        info = jax.vmap(world.step, in_axes=(None, 0, 0, None))(jax.random.PRNGKey(0), states, jnp.asarray(actions),
-                                                                 soc_world)[5]
+        drawn = jax.jit(jax.vmap(world.draw_layout, in_axes=(0, None)))(lay_keys, soc_world)
+        states, actions, index = world.sweep(list(zip(np.asarray(drawn.walls), np.asarray(drawn.goal))))
+
+        def sweep(params, states, actions, world_params, cg):
+            obs = jax.vmap(world.observe, in_axes=(0, None))(states, world_params)
+            info = jax.vmap(world.step, in_axes=(None, 0, 0, None))(jax.random.PRNGKey(0), states, actions,
+                                                                     world_params)[5]
+            x = isr.inputs(obs, actions, env.n_actions, isr_cfg.action_planes)
+            return jax.vmap(isr.predict, in_axes=(0, None, None))(params, x, isr_net), caregiver.social_reward(cg, info)
+
         full = jax.tree.map(lambda x: x[:, -1], fitted.params)
-        x = isr.inputs(obs, jnp.asarray(actions), env.n_actions, isr_cfg.action_planes)
-        curves["sweep/pred"] = np.asarray(jax.jit(jax.vmap(isr.predict, in_axes=(0, None)))(full, x))
-        curves["sweep/target"] = np.asarray(caregiver.social_reward(cg, info))
-        curves["sweep/index"] = index
+        pred, target = jax.jit(sweep)(full, states, actions, soc_world, cg)
+        curves["sweep/pred"], curves["sweep/target"], curves["sweep/index"] = np.asarray(pred), np.asarray(target), index
     for k, v in soc.metrics.items():
         curves[f"socialize/{k}"] = v
     if not arms or budget.autonomy_steps <= 0:
         return curves
 
     # Autonomy: seeds x arms as one batch of runs (run = seed * A + arm).
-    learner_aut = Learner(preset.ppo, env, use_isr=True, isr_planes=isr_cfg.action_planes)
+    learner_aut = Learner(preset.ppo, env, use_isr=True, isr_cfg=isr_cfg)
     specs = []
     for _ in range(seeds):
         for a in arms:
@@ -226,8 +258,9 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
     starts = [soc.snapshots.get(u, soc.state) for u in arm_updates]
     isr_of_arm = [jax.tree.map(lambda x, i=prefix_updates.index(u): x[:, i], fitted.params) for u in arm_updates]
     spec_aut = spec_aut.replace(isr_params=_interleave(isr_of_arm))
-    aut = phases.autonomy(learner_aut, _interleave(starts), jnp.repeat(k_aut, n_arms, axis=0), spec_aut,
-                          budget.autonomy_steps, preset.updates_per_chunk, progress)
+    with clock("autonomy"):
+        aut = phases.autonomy(learner_aut, _interleave(starts), np.repeat(k_aut, n_arms, axis=0), spec_aut,
+                              budget.autonomy_steps, preset.updates_per_chunk, progress)
     u_aut = next(iter(aut.metrics.values())).shape[1]
     curves["env_steps/autonomy"] = batch * np.arange(1, u_aut + 1)
     curves["arms/socialized_steps"] = np.asarray(arm_updates) * batch
@@ -236,8 +269,9 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
 
     if exp.eval_worlds:
         eval_params = [w.params() for w in exp.eval_worlds]
-        ret, goals = phases.evaluate(learner_aut, aut.state.params, jnp.repeat(k_eval, n_arms, axis=0), eval_params,
-                                     cg, exp.eval_episodes, int(eval_params[0].max_steps))
+        with clock("evaluate"):
+            ret, goals = phases.evaluate(learner_aut, aut.state.params, np.repeat(k_eval, n_arms, axis=0),
+                                         eval_params, cg, exp.eval_episodes, int(eval_params[0].max_steps))
         curves["eval/return"] = ret.reshape((seeds, n_arms) + ret.shape[1:])
         curves["eval/goals"] = goals.reshape((seeds, n_arms) + goals.shape[1:])
     if exp.trace:
@@ -246,7 +280,8 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
             w = spec_aut.world
             w = jax.tree.map(lambda x: x[i], w)
             steps = min(int(w.max_steps), TRACE_STEPS)
-            rec = phases.trace(learner_aut, params, jax.random.PRNGKey(root_seed + i), w, steps)
+            with clock("trace"):
+                rec = phases.trace(learner_aut, params, jax.random.PRNGKey(root_seed + i), w, steps)
             for k, v in rec.items():
                 curves[f"trace/{i}/{k}"] = v
     return curves
@@ -323,7 +358,8 @@ def run(exp: Experiment, preset: Preset, seeds: int, out: Path, *, quick: bool =
     budget = exp.quick if quick else exp.budget
     folder = Path(out) / exp.name
     t0, c0 = time.perf_counter(), compile_seconds()
-    curves = run_pipeline(exp, preset, seeds, budget, root_seed, progress)
+    clock = PhaseClock()
+    curves = run_pipeline(exp, preset, seeds, budget, root_seed, progress, clock)
     wall, compile_s = time.perf_counter() - t0, compile_seconds() - c0
     config = {
         **_identity(exp, preset, seeds, budget, root_seed),
@@ -335,6 +371,7 @@ def run(exp: Experiment, preset: Preset, seeds: int, out: Path, *, quick: bool =
         "eval_episodes": exp.eval_episodes,
         "wall_seconds": wall,
         "compile_seconds": compile_s,
+        "phase_seconds": clock.seconds,  # {phase: {"wall", "compile"}}
         "peak_rss_gib": peak_rss_gib(),  # of the process so far (experiments run in one process share it)
         "devices": [str(d) for d in jax.devices()],
         "versions": results.versions(),
@@ -358,7 +395,7 @@ def report(folder: Path) -> dict:
         "seeds": config["seeds"],
         "budget": config["budget"],
         "wall_seconds": config["wall_seconds"],
-        **{k: config[k] for k in ("compile_seconds", "peak_rss_gib") if k in config},
+        **{k: config[k] for k in ("compile_seconds", "peak_rss_gib", "phase_seconds") if k in config},
         "claims": [{"id": c.id, "statement": c.statement, "holds": bool(c.holds), "value": c.value,
                     "p_value": c.p_value, **({"detail": c.detail} if c.detail else {})} for c in claims],
         "per_seed": per_seed,
@@ -439,6 +476,7 @@ UNLEARNING = Experiment(
     quick=Budget(socialize_steps=60_000, autonomy_steps=60_000),
     analyze=_unlearning_analyze,
     plot=_unlearning_plot,
+    quick_seeds=6,  # as the other coin-world experiments: they then share compiled programs
 )
 
 
@@ -503,9 +541,10 @@ ISR_ACCURACY = Experiment(
     autonomy_world=WorldSpec(n_walls=3),
     arms=(),
     budget=Budget(socialize_steps=120_000, autonomy_steps=0),
-    # Quick: budgets scale to 5k..60k steps; 5 seeds (vmapped prefix fits all cost the largest).
+    # Quick: budgets scale to 5k..60k steps; 6 seeds (shares its compiled socialization with the
+    # other coin-world experiments' quick runs).
     quick=Budget(socialize_steps=60_000, autonomy_steps=0),
-    quick_seeds=5,
+    quick_seeds=6,
     analyze=_isr_accuracy_analyze,
     plot=_isr_accuracy_plot,
     isr_prefixes=tuple(b / ISR_BUDGETS[-1] for b in ISR_BUDGETS),
@@ -567,6 +606,7 @@ OOD_WALLS = Experiment(
     analyze=_ood_walls_analyze,
     plot=_ood_walls_plot,
     eval_worlds=(WorldSpec(n_walls=5),),
+    quick_seeds=6,  # as the other coin-world experiments: they then share compiled programs
 )
 
 MAPS = tuple(world.NAMED_MAPS)
@@ -599,6 +639,13 @@ def _ood_maps_plot(curves: dict, config: dict, folder: Path) -> list[Path]:
                          f"Socialized on 1 wall, evaluated on named maps ({config['seeds']} seeds)")]
 
 
+def _conv_isr(preset: Preset) -> ISRConfig:
+    """SPEC 5's conv ISR whatever the preset. Generalizing to the named maps needs its
+    convolutions: with the fast preset's MLP ISR, isr fell significantly below oracle on x, U
+    and T at the quick budget (measured: docs/performance.md), while the conv ISR matched it."""
+    return replace(preset.isr, network="cnn")
+
+
 OOD_MAPS = Experiment(
     name="ood_maps",
     title="Out of distribution, named maps: ISR learners adapt to plus, x, U, T and 4 rooms (SPEC 7.4)",
@@ -612,6 +659,7 @@ OOD_MAPS = Experiment(
     plot=_ood_maps_plot,
     eval_worlds=tuple(WorldSpec(map_name=m) for m in MAPS),
     quick_seeds=6,
+    isr_config=_conv_isr,
 )
 
 
@@ -768,7 +816,7 @@ PROSOCIAL = Experiment(
     budget=Budget(socialize_steps=480_000, autonomy_steps=480_000),
     # Quick: helping reaches about 4.7 partner goals per episode by 200k steps, and `none` has
     # collapsed within 40k steps of autonomy (measured on 2 seeds at the full budget).
-    quick=Budget(socialize_steps=200_000, autonomy_steps=120_000),
+    quick=Budget(socialize_steps=200_000, autonomy_steps=80_000),
     quick_seeds=5,
     analyze=_prosocial_analyze,
     plot=_prosocial_plot,

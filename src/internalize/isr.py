@@ -14,12 +14,13 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from .config import ISRConfig
-from .networks import ISRNetwork
+from .networks import ISRMLP, ISRNetwork, compact_features
 
-NETWORK = ISRNetwork()
+NETWORK = ISRNetwork()  # SPEC 5
 N_EVALS = 20  # test-set evaluations over the course of training (learning curves)
 
 
@@ -45,13 +46,22 @@ def n_input_planes(obs_channels: int, n_actions: int, n_agents: int = 1, planes:
     return obs_channels + (n_actions * n_agents if planes == "onehot" else n_agents)
 
 
-def init(key: jax.Array, view: int, channels: int):
-    return NETWORK.init(key, jnp.zeros((1, view, view, channels), jnp.float32))
+def network(cfg: ISRConfig | None = None, n_actions: int = 0, n_agents: int = 1, features=None):
+    """The ISR network ``cfg`` names: SPEC 5's conv net, or an MLP on ``features`` (the world's
+    compact encoding of an observation; default the coin world's) and the action codes."""
+    if cfg is None or cfg.network == "cnn":
+        return NETWORK
+    codes = n_input_planes(0, n_actions, n_agents, cfg.action_planes)
+    return ISRMLP(codes, tuple(cfg.hidden), features or compact_features)
 
 
-def predict(params, x: jax.Array) -> jax.Array:
+def init(key: jax.Array, view: int, channels: int, net=NETWORK):
+    return net.init(key, jnp.zeros((1, view, view, channels), jnp.float32))
+
+
+def predict(params, x: jax.Array, net=NETWORK) -> jax.Array:
     """R_i for prepared inputs ``[..., V, V, C']`` (see :func:`inputs`)."""
-    return NETWORK.apply(params, x)
+    return net.apply(params, x)
 
 
 class FitResult(NamedTuple):
@@ -69,14 +79,16 @@ def split_sizes(n: int, cfg: ISRConfig) -> tuple[int, int]:
     return n_train, n - n_train
 
 
-def init_for_fit(key: jax.Array, obs_shape: tuple[int, ...], n_agents: int, n_actions: int, cfg: ISRConfig):
+def init_for_fit(key: jax.Array, obs_shape: tuple[int, ...], n_agents: int, n_actions: int, cfg: ISRConfig,
+                 features=None):
     """The initial parameters :func:`fit` draws from ``key`` (to initialize outside a program)."""
     k_init, _ = jax.random.split(key)
-    return init(k_init, obs_shape[-2], n_input_planes(obs_shape[-1], n_actions, n_agents, cfg.action_planes))
+    return init(k_init, obs_shape[-2], n_input_planes(obs_shape[-1], n_actions, n_agents, cfg.action_planes),
+                network(cfg, n_actions, n_agents, features))
 
 
 def fit(key: jax.Array, obs: jax.Array, actions: jax.Array, target: jax.Array, cfg: ISRConfig,
-        n_actions: int, n_valid: jax.Array | None = None, init_params=None) -> FitResult:
+        n_actions: int, n_valid: jax.Array | None = None, init_params=None, features=None) -> FitResult:
     """Fit the ISR on one run's socialization data, chronologically split (SPEC 5).
 
     obs: ``uint8 [N, V, V, C]`` and actions ``int [N]`` (or ``[N, k]``) in the order the steps
@@ -84,9 +96,11 @@ def fit(key: jax.Array, obs: jax.Array, actions: jax.Array, target: jax.Array, c
     ``n_valid`` (may be traced): use only the first n_valid steps, as if socialization had
     stopped there, so ISRs for several socialization budgets are one vmap over n_valid.
     ``init_params``: :func:`init_for_fit` of the same key, when drawn outside this call.
+    ``features``: the world's compact encoding, for ``cfg.network == "mlp"``.
     Inputs are built per batch, so the data stay uint8 in memory. vmap over runs.
     """
     size = obs.shape[0]
+    net = network(cfg, n_actions, actions.shape[-1] if actions.ndim > 1 else 1, features)
     static = n_valid is None
     if static:
         n_train_static, n_test_static = split_sizes(size, cfg)
@@ -110,7 +124,7 @@ def fit(key: jax.Array, obs: jax.Array, actions: jax.Array, target: jax.Array, c
     def predict_test(p):
         # In slices: the conv activations of a whole held-out set, for every vmapped fit, would
         # take gigabytes at once.
-        return jax.lax.map(lambda i: predict(p, x_of(i)), test_idx, batch_size=512)
+        return jax.lax.map(lambda i: predict(p, x_of(i), net), test_idx, batch_size=512)
 
     # Class-balanced sampling with replacement: rewarded and unrewarded steps 50/50. Training
     # indices sorted positives first, so a draw is O(batch), whatever the data size.
@@ -136,13 +150,13 @@ def fit(key: jax.Array, obs: jax.Array, actions: jax.Array, target: jax.Array, c
 
     _, k_idx = jax.random.split(key)
     if init_params is None:
-        params = init_for_fit(key, obs.shape, actions.shape[-1] if actions.ndim > 1 else 1, n_actions, cfg)
-    else:  # the same draw, made outside (orthogonal init runs LAPACK, see phases.internalize)
+        params = init_for_fit(key, obs.shape, actions.shape[-1] if actions.ndim > 1 else 1, n_actions, cfg, features)
+    else:  # the same draw, made outside (see phases.internalize)
         params = init_params
     tx = optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.lr, eps=cfg.adam_eps))
 
     def loss_fn(p, xb, yb):
-        return jnp.mean((predict(p, xb) - yb) ** 2)
+        return jnp.mean((predict(p, xb, net) - yb) ** 2)
 
     def update(i, carry):
         p, o, key, loss_sum = carry
@@ -167,9 +181,15 @@ def fit(key: jax.Array, obs: jax.Array, actions: jax.Array, target: jax.Array, c
 
 
 def pearson(a: jax.Array, b: jax.Array, mask: jax.Array | None = None) -> jax.Array:
-    """Pearson correlation of two flat arrays over ``mask`` (NaN when either is constant)."""
-    w = jnp.ones_like(a) if mask is None else mask.astype(a.dtype)
-    n = w.sum()
-    a = a - (w * a).sum() / n
-    b = b - (w * b).sum() / n
-    return (w * a * b).sum() / jnp.sqrt((w * a * a).sum() * (w * b * b).sum())
+    """Pearson correlation over the last axis, over ``mask`` (NaN when either is constant).
+
+    NumPy arrays are computed with NumPy in float64 (host-side analysis, no XLA program)."""
+    xp = np if isinstance(a, np.ndarray) else jnp
+    if xp is np:
+        a, b = a.astype(np.float64), np.asarray(b, np.float64)
+    w = xp.ones_like(a) if mask is None else mask.astype(a.dtype)
+    n = w.sum(-1, keepdims=True)
+    a = a - (w * a).sum(-1, keepdims=True) / n
+    b = b - (w * b).sum(-1, keepdims=True) / n
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (w * a * b).sum(-1) / xp.sqrt((w * a * a).sum(-1) * (w * b * b).sum(-1))

@@ -29,26 +29,34 @@ def n_updates(steps: int, batch_size: int) -> int:
 
 
 def stack(trees: list) -> Any:
-    """Stack a list of pytrees along a new leading axis (the runs axis)."""
-    return jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *trees)
+    """Stack a list of pytrees along a new leading axis (the runs axis), in host memory.
+
+    Host-side glue is NumPy throughout: the same work as eager JAX ops compiles one small XLA
+    program per leaf and shape (hundreds per experiment, about half of its compile time).
+    """
+    return jax.tree.map(lambda *xs: np.stack([np.asarray(jnp.asarray(x)) for x in xs]), *trees)
 
 
 def repeat(tree: Any, times: int) -> Any:
     """Repeat each run ``times`` times in place (run r -> runs r*times .. r*times+times-1)."""
-    return jax.tree.map(lambda x: jnp.repeat(x, times, axis=0), tree)
+    return jax.tree.map(lambda x: np.repeat(np.asarray(x), times, axis=0), tree)
+
+
+def _cached(learner: Learner, key: tuple, build: Callable) -> Callable:
+    """A compiled function kept on its learner (built once, freed with it)."""
+    cache = learner.__dict__.setdefault("_compiled", {})
+    if key not in cache:
+        cache[key] = build()
+    return cache[key]
 
 
 def _chunk_fn(learner: Learner, max_updates: int, collect: bool):
     """The compiled chunk of a learner, built once per learner (kept on it, freed with it)."""
-    cache = learner.__dict__.setdefault("_compiled_chunks", {})
-    key = (max_updates, collect)
-    if key not in cache:
-        def one(state, spec, n):
-            return learner.chunk(state, spec, n, max_updates=max_updates, collect=collect)
+    def one(state, spec, n):
+        return learner.chunk(state, spec, n, max_updates=max_updates, collect=collect)
 
-        cache[key] = jax.jit(devices.per_device(jax.vmap(one, in_axes=(0, 0, None)), sharded=(0, 1)),
-                             donate_argnums=0)
-    return cache[key]
+    return _cached(learner, ("chunk", max_updates, collect), lambda: jax.jit(
+        devices.per_device(jax.vmap(one, in_axes=(0, 0, None)), sharded=(0, 1)), donate_argnums=0))
 
 
 @dataclass
@@ -57,10 +65,6 @@ class PhaseResult:
     metrics: dict[str, np.ndarray]  # name -> [runs, updates]
     data: tuple | None  # (obs [runs, N, ...], isr_action [runs, N, agents], r_s [runs, N]) when collected
     snapshots: dict[int, RunState]  # learner states after the requested numbers of updates
-
-
-def _copy(tree):
-    return jax.tree.map(jnp.copy, tree)
 
 
 def run(learner: Learner, state: RunState, spec: RunSpec, updates: int, chunk: int, *,
@@ -88,7 +92,7 @@ def run(learner: Learner, state: RunState, spec: RunSpec, updates: int, chunk: i
             if progress is not None:
                 progress(n * learner.cfg.batch_size * runs)
         if stop in snapshots:
-            kept[stop] = devices.unpad(_copy(state), runs)  # the next chunk call donates `state`
+            kept[stop] = jax.tree.map(lambda x: np.array(x)[:runs], state)  # a copy: the next chunk donates `state`
     out_m = {k: np.concatenate([m[k] for m in metrics], 1) for k in metrics[0]}
     out_d = None
     if collect:
@@ -101,7 +105,8 @@ def run(learner: Learner, state: RunState, spec: RunSpec, updates: int, chunk: i
 def socialize(learner: Learner, keys: jax.Array, spec: RunSpec, steps: int, chunk: int,
               progress: Progress | None = None, snapshots: tuple[int, ...] = ()) -> PhaseResult:
     """Socialization (SPEC 2): the caregiver is present; every step is kept for the ISR."""
-    state = jax.vmap(learner.init)(keys, spec.world)
+    init = _cached(learner, ("init",), lambda: jax.jit(jax.vmap(learner.init)))
+    state = init(keys, spec.world)
     return run(learner, state, spec, n_updates(steps, learner.cfg.batch_size), chunk, collect=True,
                progress=progress, snapshots=snapshots)
 
@@ -120,35 +125,36 @@ class Internalized:
 
 
 def internalize(keys: jax.Array, data: tuple, cfg: ISRConfig, n_actions: int,
-                prefixes: tuple[int, ...] | None = None) -> Internalized:
+                prefixes: tuple[int, ...] | None = None, features=None) -> Internalized:
     """Fit ISRs on each run's socialization data (SPEC 5), all runs and prefixes at once.
 
     ``prefixes``: fit one ISR per prefix length (the first n steps, as if socialization had
-    stopped there), default the whole phase.
+    stopped there), default the whole phase. ``features``: the world's compact encoding (for an
+    ``mlp`` ISR).
     """
     obs, action, r_s = data
     size = obs.shape[1]
     prefixes = tuple(prefixes) if prefixes else (size,)
     seeds = obs.shape[0]
-    # Initial ISR parameters are drawn here, on one device, outside the per-device program:
-    # orthogonal init runs a LAPACK QR, which deadlocks this jaxlib when two devices run one
-    # at once (devices.per_device).
-    prefix_keys = jax.vmap(lambda k: jax.random.split(k, len(prefixes)))(keys)  # [seeds, prefixes]
-    init = jax.jit(jax.vmap(lambda k: isr_.init_for_fit(k, obs.shape[1:], action.shape[-1], n_actions, cfg)))
-    inits = [init(prefix_keys[:, i]) for i in range(len(prefixes))]
-    obs, action, r_s, prefix_keys, inits = devices.shard(
-        (jnp.asarray(obs), jnp.asarray(action), jnp.asarray(r_s), prefix_keys, inits), seeds)
+    # Initial ISR parameters are drawn here, outside the per-device fit (one program per
+    # prefix, so each fit can start from the draw it would have made itself).
+    split = np.asarray(jax.jit(jax.vmap(lambda k: jax.random.split(k, len(prefixes))))(keys))  # [seeds, prefixes]
+    prefix_keys = [split[:, i] for i in range(len(prefixes))]
+    init = jax.jit(jax.vmap(lambda k: isr_.init_for_fit(k, obs.shape[1:], action.shape[-1], n_actions, cfg, features)))
+    inits = [init(k) for k in prefix_keys]
+    obs, action, r_s, prefix_keys, inits = devices.shard((obs, action, r_s, prefix_keys, inits), seeds)
 
     # One compiled fit, vmapped over seeds, called once per prefix with the prefix length as a
     # runtime value: its training loop then runs as long as that prefix needs. (Vmapped over
     # prefixes too, every fit would run as long as the largest.)
     fit = jax.jit(devices.per_device(
-        jax.vmap(lambda k, o, a, r, n, p0: isr_.fit(k, o, a, r, cfg, n_actions, n_valid=n, init_params=p0),
+        jax.vmap(lambda k, o, a, r, n, p0: isr_.fit(k, o, a, r, cfg, n_actions, n_valid=n, init_params=p0,
+                                                      features=features),
                  in_axes=(0, 0, 0, 0, None, 0)),
         sharded=(0, 1, 2, 3, 5)))
-    fits = [fit(prefix_keys[:, i], obs, action, r_s, jnp.int32(n), inits[i]) for i, n in enumerate(prefixes)]
-    res = devices.unpad(jax.tree.map(lambda *xs: jnp.stack(xs, 1), *fits), seeds)
-    pearson = jax.vmap(jax.vmap(isr_.pearson))(res.test_pred, res.test_target, res.test_mask)
+    fits = [fit(prefix_keys[i], obs, action, r_s, jnp.int32(n), inits[i]) for i, n in enumerate(prefixes)]
+    res = jax.tree.map(lambda *xs: np.stack(xs, 1), *devices.unpad(fits, seeds))
+    pearson = isr_.pearson(res.test_pred, res.test_target, res.test_mask)  # NumPy, [seeds, prefixes]
     return Internalized(res.params, np.asarray(res.train_loss), np.asarray(res.test_mse),
                         np.asarray(res.samples_seen), np.asarray(pearson), prefixes, np.asarray(res.test_pred),
                         np.asarray(res.test_target), np.asarray(res.test_mask))
@@ -157,7 +163,8 @@ def internalize(keys: jax.Array, data: tuple, cfg: ISRConfig, n_actions: int,
 def autonomy(learner: Learner, state: RunState, keys: jax.Array, spec: RunSpec, steps: int, chunk: int,
              progress: Progress | None = None) -> PhaseResult:
     """Autonomy (SPEC 6): the socialized policy and optimizer go on, fresh environments."""
-    state = jax.vmap(learner.enter_phase)(state, keys, spec.world)
+    enter = _cached(learner, ("enter_phase",), lambda: jax.jit(jax.vmap(learner.enter_phase)))
+    state = enter(state, keys, spec.world)
     return run(learner, state, spec, n_updates(steps, learner.cfg.batch_size), chunk, progress=progress)
 
 
@@ -182,7 +189,7 @@ def evaluate(learner: Learner, params, keys: jax.Array, worlds: list, cg, episod
 def trace(learner: Learner, params, key: jax.Array, world_params, steps: int) -> dict[str, np.ndarray]:
     """One greedy episode of one policy, step by step (for rollout images)."""
 
-    def one(carry, k):
+    def one(params, world_params, carry, k):
         obs, st = carry
         dist, _ = learner.policy(params, obs[None])
         action = dist.mode()[0]
@@ -192,7 +199,10 @@ def trace(learner: Learner, params, key: jax.Array, world_params, steps: int) ->
         rec.update(action=action, goal_reached=info["goal_reached"])
         return (obs2, st2), rec
 
-    k0, k1 = jax.random.split(key)
-    obs, st = learner.env.reset(k0, world_params)
-    _, recs = jax.jit(lambda c, ks: jax.lax.scan(one, c, ks))((obs, st), jax.random.split(k1, steps))
+    def episode(params, key, world_params):
+        k0, k1 = jax.random.split(key)
+        obs, st = learner.env.reset(k0, world_params)
+        return jax.lax.scan(lambda c, k: one(params, world_params, c, k), (obs, st), jax.random.split(k1, steps))[1]
+
+    recs = _cached(learner, ("trace", steps), lambda: jax.jit(episode))(params, key, world_params)
     return {k: np.asarray(v) for k, v in recs.items()}

@@ -101,6 +101,14 @@ def write(out: Path, total_wall: float | None = None) -> Path:
              for k, s in walls.items()]
     if total_wall is not None:
         head.append(f"| **total (this invocation)** | {total_wall:.1f} | | |")
+    phase_names = ("socialize", "internalize", "autonomy", "evaluate", "trace")
+    if any("phase_seconds" in s for s in walls.values()):
+        head += ["", "Where the time went: wall seconds per phase (of which compiling).", "",
+                 "| experiment | " + " | ".join(phase_names) + " |", "| --- |" + " --- |" * len(phase_names)]
+        for k, s in walls.items():
+            ph = s.get("phase_seconds", {})
+            cells = [f"{ph[p]['wall']:.1f} ({ph[p]['compile']:.1f})" if p in ph else "" for p in phase_names]
+            head.append(f"| {k} | " + " | ".join(cells) + " |")
     head += ["", "| experiment | claim | holds | value | p-value |", "| --- | --- | --- | --- | --- |"]
     head += [f"| {e} | `{c['id']}` | {'yes' if c['holds'] else '**NO**'} | {_fmt(c['value'])} | "
              f"{_fmt(c['p_value'])} |" for e, c in claims]
