@@ -189,3 +189,34 @@ def test_ood_evaluation_and_isr_outputs_have_the_declared_shapes(tiny_reproducti
     with np.load(out / "reward_hacking" / "curves.npz") as c:
         assert c["autonomy/internal_return"].shape[:2] == (2, 6)
         assert c["trace/0/pos"].shape == (20, 2)
+
+
+def test_reproduction_records_where_each_experiments_time_went(tiny_reproduction):
+    """Issue 5: wall, compile and per-phase seconds and peak memory per experiment, in the
+    results and in the report."""
+    out, _, _ = tiny_reproduction
+    for name in EXPERIMENT_CLAIMS:
+        summary = json.loads((out / name / "summary.json").read_text())
+        phases = summary["phase_seconds"]
+        assert {"socialize", "internalize"} <= set(phases), name
+        for rec in phases.values():
+            assert 0 <= rec["compile"] and 0 < rec["wall"]
+        assert sum(r["wall"] for r in phases.values()) <= summary["wall_seconds"] + 1e-6
+        assert summary["compile_seconds"] >= 0 and summary["peak_rss_gib"] > 0
+    assert "autonomy" in json.loads((out / "unlearning" / "summary.json").read_text())["phase_seconds"]
+    report = (out / "report.md").read_text()
+    assert "Where the time went" in report and "| unlearning | " in report
+
+
+def test_fast_preset_isr_is_an_mlp_except_out_of_distribution():
+    """The fast preset's ISR is the MLP; the out-of-distribution experiments keep SPEC 5's conv
+    ISR (their claims need it); the paper preset uses SPEC 5's everywhere."""
+    from internalize.config import PRESETS
+    from internalize.experiments import EXPERIMENTS
+
+    def net(exp, preset):
+        return (exp.isr_config(preset) if exp.isr_config else preset.isr).network
+
+    for name, exp in EXPERIMENTS.items():
+        assert net(exp, PRESETS["paper"]) == "cnn", name
+        assert net(exp, PRESETS["fast"]) == ("cnn" if name.startswith("ood_") else "mlp"), name
