@@ -114,8 +114,8 @@ def profile(preset: Preset, seeds: int, repeats: int) -> dict:
     Each part is a compiled program of its own, run ``repeats`` times (median):
     ``env`` (the world stepped ``n_steps`` times with fixed actions, auto-reset included),
     ``rollout`` (env + policy forward + sampling), ``update`` (rollout + returns + PPO epochs),
-    ``update_with_isr`` (also R_i from the preset's ISR on every step), and ``isr_fit`` (one
-    ISR training step on a batch, per sample). Shares are of ``update_with_isr``.
+    and ``isr_reward`` (R_i from the preset's ISR on one rollout's steps, as autonomy adds it).
+    Shares are of ``update + isr_reward``.
     """
     from . import env as env_
 
@@ -139,19 +139,24 @@ def profile(preset: Preset, seeds: int, repeats: int) -> dict:
         "env": env_only,
         "rollout": lambda st, sp: plain.rollout(st, sp)[1].value.sum(),
         "update": lambda st, sp: plain.update(st, sp)[1]["pg_loss"],
-        "update_with_isr": lambda st, sp: with_isr.update(st, sp)[1]["pg_loss"],
     }
     seconds = {}
     for name, f in parts.items():
         fn = jax.jit(devices.per_device(jax.vmap(f), sharded=(0, 1)))
         seconds[name] = _median_seconds(fn, (state, spec), repeats)
+    # R_i of the preset's ISR on one rollout's steps, timed on its own: as a difference of two
+    # whole updates it would drown in their noise.
+    traj = jax.jit(devices.per_device(jax.vmap(lambda st, sp: plain.rollout(st, sp)[1]), sharded=(0, 1)))(state, spec)
+    r_i = jax.jit(devices.per_device(jax.vmap(lambda sp, o, a: with_isr.internal_reward(sp, o, a)),
+                                     sharded=(0, 1, 2)))
+    seconds["isr_reward"] = _median_seconds(r_i, (spec, traj.obs, traj.isr_action), repeats)
     steps = seeds * cfg.batch_size
-    total = seconds["update_with_isr"]
+    total = seconds["update"] + seconds["isr_reward"]
     shares = {
         "environment": seconds["env"] / total,
         "policy_forward_and_sampling": (seconds["rollout"] - seconds["env"]) / total,
         "ppo_learning": (seconds["update"] - seconds["rollout"]) / total,
-        "isr_reward": (seconds["update_with_isr"] - seconds["update"]) / total,
+        "isr_reward": seconds["isr_reward"] / total,
     }
     return {"isr_network": preset.isr.network, "seconds_per_update": seconds, "env_steps_per_update": steps,
             "env_steps_per_s": {k: steps / v for k, v in seconds.items()}, "shares": shares}
