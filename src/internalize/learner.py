@@ -93,14 +93,13 @@ def gae(rewards, values, dones, last_value, gamma: float, lam: float):
 class Learner:
     """PPO over a world, built once per (config, world, phase kind); its methods are pure."""
 
-    def __init__(self, cfg: PPOConfig, env: env_.Env, *, use_isr: bool, isr_planes: str = "onehot",
-                 isr_cfg: ISRConfig | None = None):
+    def __init__(self, cfg: PPOConfig, env: env_.Env, *, use_isr: bool, isr_cfg: ISRConfig | None = None):
         """``isr_cfg`` names the ISR's network and action planes (default: SPEC 5's)."""
         cfg.validate()
         self.cfg = cfg
         self.env = env
         self.use_isr = use_isr
-        self.isr_planes = isr_cfg.action_planes if isr_cfg else isr_planes
+        self.isr_planes = isr_cfg.action_planes if isr_cfg else ISRConfig().action_planes
         self.isr_net = isr_.network(isr_cfg, env.n_actions, 1 + env.other_agents, env.features)
         self.net = actor_critic(cfg.network, env.n_actions, cfg.hidden, env.features)
         self.tx = optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.lr, eps=cfg.adam_eps))
