@@ -220,3 +220,23 @@ def test_fast_preset_isr_is_an_mlp_except_out_of_distribution():
     for name, exp in EXPERIMENTS.items():
         assert net(exp, PRESETS["paper"]) == "cnn", name
         assert net(exp, PRESETS["fast"]) == ("cnn" if name.startswith("ood_") else "mlp"), name
+
+
+def test_list_dir_shows_every_stored_run(tiny_reproduction):
+    out, _, _ = tiny_reproduction
+    proc = cli("list", str(out))
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0].split()[:3] == ["run", "experiment", "preset"]
+    for name, claim_ids in EXPERIMENT_CLAIMS.items():
+        row = next(line for line in lines[1:] if line.split()[0] == name)
+        summary = json.loads((out / name / "summary.json").read_text())
+        held = sum(c["holds"] for c in summary["claims"])
+        assert f"{held}/{len(claim_ids)}" in row.split() and " 2 " in row  # claims held, seeds
+
+
+@pytest.mark.parametrize("make_path", [lambda t: t / "missing", lambda t: (t / "f.txt", (t / "f.txt").write_text("x"))[0]])
+def test_list_of_a_bad_dir_is_a_usage_error(tmp_path, make_path):
+    path = make_path(tmp_path)
+    proc = cli("list", str(path))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and str(path) in proc.stderr

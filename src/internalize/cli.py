@@ -95,7 +95,9 @@ def _build_parser() -> _Parser:
                    help="also time one update by parts: environment, policy forward, PPO learning, ISR reward")
     b.add_argument("--out", type=Path, default=None, help="write bench.json (and the scaling figure) here")
 
-    sub.add_parser("list", help="experiments, presets, conditions and maps")
+    ls = sub.add_parser("list", help="experiments, presets, conditions and maps; with DIR, the runs stored there")
+    ls.add_argument("dir", nargs="?", type=Path, default=None,
+                    help="a results folder: list the runs stored in it (one per experiment folder)")
     return p
 
 
@@ -210,13 +212,42 @@ def _cmd_list() -> None:
     print("maps: " + ", ".join(world.NAMED_MAPS))
 
 
+def _cmd_list_runs(root: Path) -> None:
+    """One line per stored run under ``root``: its folder, experiment, preset, seeds, budget,
+    claims holding and wall time (read from its summary.json; nothing is recomputed)."""
+    import json
+
+    if not root.exists():
+        raise UsageError(f"results folder {str(root)!r} does not exist")
+    if not root.is_dir():
+        raise UsageError(f"results path {str(root)!r} is not a directory")
+    found = sorted({p.parent for p in [*root.glob("summary.json"), *root.glob("*/summary.json")]})
+    if not found:
+        print(f"no runs in {root} (no */summary.json)")
+        return
+    print(f"{'run':<24} {'experiment':<16} {'preset':<6} {'seeds':>5} {'socialize':>10} {'autonomy':>9} "
+          f"{'claims':>7} {'wall s':>8}")
+    for folder in found:
+        try:
+            s = json.loads((folder / "summary.json").read_text())
+            claims = f"{sum(bool(c['holds']) for c in s['claims'])}/{len(s['claims'])}"
+            b = s["budget"]
+            print(f"{folder.name:<24} {s['experiment']:<16} {s.get('preset', '?'):<6} {s['seeds']:>5} "
+                  f"{b['socialize_steps']:>10,} {b['autonomy_steps']:>9,} {claims:>7} {s['wall_seconds']:>8.1f}")
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            print(f"{folder.name:<24} unreadable summary.json ({type(e).__name__}: {e})")
+
+
 def main(argv: list[str] | None = None) -> int:
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)  # per-experiment lines appear as they happen, even in a log
     try:
         args = _build_parser().parse_args(argv)
         if args.command == "list":
-            _cmd_list()
+            if args.dir is None:
+                _cmd_list()
+            else:
+                _cmd_list_runs(args.dir)
             return 0
         if args.command == "run":
             from .experiments import EXPERIMENTS
