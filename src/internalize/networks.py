@@ -161,7 +161,7 @@ class ISRMLP(nn.Module):
 
     It takes the same prepared input as :class:`ISRNetwork` (``[..., V, V, C + planes]``, see
     ``isr.inputs``): the last ``n_codes`` planes are the action codes, read at the agent's cell
-    (the centre of the view), and the planes before them are the observation. About 12x fewer multiply-adds per sample
+    (the centre of the view), and the planes before them are the observation. About 12x fewer multiply-adds per sample (counted)
     than SPEC 5's conv net on the coin world (docs/performance.md).
     """
 
