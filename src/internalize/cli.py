@@ -1,10 +1,15 @@
 """The ``internalize`` command line.
 
-    internalize run EXPERIMENT [--quick] [--seeds N] [--preset fast|paper] [--out DIR]
-    internalize reproduce [--quick] [--seeds N] [--preset fast|paper] [--out DIR]
-    internalize report DIR
+    internalize run EXPERIMENT [--quick] [--preset fast|paper] [--config FILE] [--SETTING VALUE ...]
+    internalize reproduce [--quick] [--preset fast|paper] [--config FILE] [--SETTING VALUE ...]
+    internalize config EXPERIMENT [--quick] [--preset ...] [--config FILE] [--SETTING VALUE ...]
+    internalize render EXPERIMENT [--condition isr] [--seed 0] [--phase autonomy]
+    internalize report DIR [--tensorboard DIR]
     internalize bench [--json]
-    internalize list
+    internalize list [DIR]
+
+Every setting of a run (``internalize config EXPERIMENT`` prints them all) can be given as
+``--ppo.lr 3e-3`` or in a TOML file (``--config FILE``); the command line wins over the file.
 
 Bad input gets one line on stderr that names the problem and exit status 2; it is checked
 before any work starts, so nothing is written.
@@ -18,7 +23,7 @@ import time
 from pathlib import Path
 
 EXIT_USAGE = 2
-DEFAULT_SEEDS = 10
+NOT_SETTINGS = ("seeds", "seed")  # have their own flags (--seeds, --seed)
 
 
 class UsageError(Exception):
@@ -50,37 +55,119 @@ def _seed(text: str) -> int:
     return v
 
 
-def _build_parser() -> _Parser:
+def _prescan(argv: list[str]) -> tuple[str | None, str, bool]:
+    """The experiment, preset and quick flag named on a command line, before parsing it (so that
+    ``--help`` can show each setting's default for them)."""
+    from .experiments import EXPERIMENTS
+
+    name = None
+    if argv and argv[0] in ("run", "config"):
+        name = next((a for a in argv[1:] if a in EXPERIMENTS), None)
+    preset = "fast"
+    for i, a in enumerate(argv):
+        if a == "--preset" and i + 1 < len(argv):
+            preset = argv[i + 1]
+        elif a.startswith("--preset="):
+            preset = a.split("=", 1)[1]
+    return name, preset, "--quick" in argv
+
+
+def _setting_defaults(name: str | None, preset_name: str, quick: bool) -> dict[str, tuple]:
+    """{dotted setting: (type, default text, help)} for one experiment, or common to all (reproduce)."""
+    from . import config as cfg
+    from .config import PRESETS
+    from .experiments import EXPERIMENTS, settings_for
+
+    preset = PRESETS.get(preset_name, PRESETS["fast"])
+    names = [name] if name else list(EXPERIMENTS)
+    per_exp = [{st.name: st for st in cfg.settings(settings_for(EXPERIMENTS[n], preset, quick=quick))} for n in names]
+    out = {}
+    for key, st in per_exp[0].items():
+        if key in NOT_SETTINGS or not all(key in d for d in per_exp):
+            continue
+        if not name and key.startswith("world."):
+            continue  # worlds differ in kind between experiments: set them per experiment (run)
+        same = all(d[key].default == st.default for d in per_exp)
+        default = _show(st.default) if same else "per experiment, see internalize config EXPERIMENT"
+        out[key] = (st.type, default, st.help)
+    return out
+
+
+def _show(v) -> str:
+    if isinstance(v, tuple):
+        return ",".join(str(x) for x in v) or "(empty)"
+    if v is None:
+        return "none"
+    return str(v).lower() if isinstance(v, bool) else str(v)
+
+
+def _build_parser(argv: list[str] | None = None) -> _Parser:
+    from . import config as cfg
     from .config import PRESETS
     from .experiments import EXPERIMENTS
 
+    argv = list(sys.argv[1:] if argv is None else argv)
+    exp_name, preset_name, quick = _prescan(argv)
     p = _Parser(prog="internalize", description="Value internalization from social reward (Rong & "
                 "Kleiman-Weiner, 2024): socialize, internalize, go autonomous.")
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
     sub.required = True
 
-    def common(sp):
-        sp.add_argument("--quick", action="store_true", help="the quick budget (shows every effect in minutes)")
-        sp.add_argument("--seeds", type=_positive_int, default=None,
-                        help="seeds (default 10; some experiments' quick budgets use fewer)")
+    def settings_flags(sp, name: str | None):
         sp.add_argument("--preset", default="fast", help=f"learner preset: {' | '.join(PRESETS)} (default fast)")
-        sp.add_argument("--out", type=Path, default=Path("results"), help="results folder (default results/)")
-        sp.add_argument("--seed", type=_seed, default=0, help="root seed of the run (default 0)")
-        sp.add_argument("--no-progress", action="store_true", help="no live progress bar")
+        sp.add_argument("--quick", action="store_true", help="the quick budget (shows every effect in minutes)")
+        sp.add_argument("--config", type=Path, default=None, metavar="FILE",
+                        help="a TOML file of settings (as `internalize config` prints); flags win over it")
+        sp.add_argument("--seeds", type=_positive_int, default=None,
+                        help="independent runs (default 10; some experiments' quick budgets use fewer)")
+        sp.add_argument("--seed", type=_seed, default=None, help="root seed of the run (default 0)")
         sp.add_argument("--socialize-steps", type=_positive_int, default=None,
-                        help="override the socialization budget (steps per seed)")
+                        help="same as --budget.socialize_steps")
         sp.add_argument("--autonomy-steps", type=_positive_int, default=None,
-                        help="override the autonomy budget (steps per seed)")
+                        help="same as --budget.autonomy_steps")
+        g = sp.add_argument_group("settings", "each setting of the run; defaults shown are for "
+                                  + (f"{name}, " if name else "every experiment, ")
+                                  + f"preset {preset_name}{', quick budget' if quick else ''}")
+        for key, (typ, default, help_) in _setting_defaults(name, preset_name, quick).items():
+            flags = [f"--{key}"] + ([f"--{key.replace('_', '-')}"] if "_" in key else [])
+            g.add_argument(*flags, dest=f"set:{key}", default=None, metavar=cfg.type_name(typ),
+                           help=f"{help_} (default: {default})".replace("%", "%%"))
 
-    r = sub.add_parser("run", help="run one experiment")
+    def output_flags(sp):
+        sp.add_argument("--out", type=Path, default=Path("results"), help="results folder (default results/)")
+        sp.add_argument("--no-progress", action="store_true", help="no live progress bar")
+        sp.add_argument("--tensorboard", type=Path, default=None, metavar="DIR",
+                        help="also write TensorBoard event files of every run's curves here (needs tensorboardX)")
+
+    r = sub.add_parser("run", help="run one experiment (reusing stored results of the same settings)")
     r.add_argument("experiment", help=f"one of: {', '.join(EXPERIMENTS)}")
-    common(r)
+    settings_flags(r, exp_name)
+    output_flags(r)
 
     rp = sub.add_parser("reproduce", help="run every experiment (skipping stored, matching results); write report.md")
-    common(rp)
+    settings_flags(rp, None)
+    output_flags(rp)
+
+    c = sub.add_parser("config", help="print an experiment's resolved settings as TOML (defaults, file, flags)")
+    c.add_argument("experiment", help=f"one of: {', '.join(EXPERIMENTS)}")
+    settings_flags(c, exp_name)
+
+    rd = sub.add_parser("render", help="write a GIF of a stored run's agent acting (drawn from state)")
+    rd.add_argument("experiment", help=f"one of: {', '.join(EXPERIMENTS)}")
+    rd.add_argument("--condition", default="isr", help="condition or arm name (default isr)")
+    rd.add_argument("--seed", type=_seed, default=0, help="which seed's policy (default 0)")
+    rd.add_argument("--phase", choices=("socialize", "autonomy"), default="autonomy",
+                    help="the policy at the end of this phase (default autonomy)")
+    rd.add_argument("--results", type=Path, default=Path("results"), help="results folder to read (default results/)")
+    rd.add_argument("--run", default=None, help="run folder name in it (default: the experiment's newest run)")
+    rd.add_argument("--episodes", type=_positive_int, default=1, help="episodes in the GIF (default 1)")
+    rd.add_argument("--out", type=Path, default=None,
+                    help="GIF path (default <run folder>/render_<condition>_<phase>_seed<seed>.gif)")
 
     rep = sub.add_parser("report", help="rebuild summaries and figures from stored results")
     rep.add_argument("dir", type=Path)
+    rep.add_argument("--tensorboard", type=Path, default=None, metavar="DIR",
+                     help="also write TensorBoard event files of every run's curves here (needs tensorboardX)")
 
     b = sub.add_parser("bench", help="training throughput per preset")
     b.add_argument("--json", action="store_true", help="print JSON")
@@ -99,21 +186,6 @@ def _build_parser() -> _Parser:
     ls.add_argument("dir", nargs="?", type=Path, default=None,
                     help="a results folder: list the runs stored in it (one per experiment folder)")
     return p
-
-
-def _check_common(args) -> None:
-    from .config import PRESETS
-    from .results import check_writable_dir
-
-    if args.preset not in PRESETS:
-        raise UsageError(f"unknown preset {args.preset!r}; known: {', '.join(PRESETS)}")
-    try:
-        check_writable_dir(args.out)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-    sub = args.out / args.experiment if getattr(args, "experiment", None) else None
-    if sub is not None and sub.exists() and not sub.is_dir():
-        raise UsageError(f"results path {str(sub)!r} exists and is not a directory")
 
 
 def setup_jax() -> None:
@@ -167,34 +239,118 @@ def _print_claims(summary: dict) -> None:
         print(f"  {c['id']}: {mark} (value {c['value']:.3g}, {p_text})")
 
 
-def _run_experiments(names: list[str], args, skip_current: bool = False) -> list[dict]:
+def _resolve(names: list[str], args) -> list[tuple]:
+    """Each experiment's (experiment, preset, settings) from its defaults, the TOML file and the
+    flags, all checked before any work starts. Raises UsageError naming the first problem."""
+    from . import config as cfg
     from . import experiments
     from .config import PRESETS
 
-    preset = PRESETS[args.preset]
+    if args.preset not in PRESETS:
+        raise UsageError(f"unknown preset {args.preset!r}; known: {', '.join(PRESETS)}")
+    try:
+        from_file = cfg.load_toml(args.config) if args.config else {}
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    flags = {k[4:]: v for k, v in vars(args).items() if k.startswith("set:") and v is not None}
+    for key, value in (("seeds", args.seeds), ("seed", args.seed), ("budget.socialize_steps", args.socialize_steps),
+                       ("budget.autonomy_steps", args.autonomy_steps)):
+        if value is not None:
+            flags[key] = str(value)
+    if len(names) > 1:
+        worldly = [k for k in from_file if k.startswith("world.")]
+        if worldly:
+            raise UsageError(f"{args.config}: {worldly[0]} differs in kind between experiments; "
+                             "set worlds per experiment with `internalize run EXPERIMENT`")
+    out = []
+    for name in names:
+        exp = experiments.EXPERIMENTS[name]
+        preset = PRESETS[args.preset]
+        where = f" (experiment {name})" if len(names) > 1 else ""
+        try:
+            s = experiments.settings_for(exp, preset, quick=args.quick)
+            s = cfg.override(s, from_file, parsed=True)
+            s = cfg.override(s, flags, parsed=False)
+            exp2, preset2 = experiments.configure(exp, preset, s)
+        except ValueError as e:
+            raise UsageError(f"{e}{where}") from None
+        out.append((exp2, preset2, s))
+    return out
+
+
+def _check_out(args) -> None:
+    from .results import check_writable_dir
+
+    try:
+        check_writable_dir(args.out)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if args.tensorboard is not None:
+        try:
+            import tensorboardX  # noqa: F401
+        except ImportError:
+            raise UsageError("--tensorboard needs tensorboardX: pip install 'internalize[tensorboard]'") from None
+        try:
+            check_writable_dir(args.tensorboard)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+
+
+def _run_experiments(resolved: list[tuple], args) -> list[dict]:
+    """Run (or find stored) each resolved experiment; print where its results are and its claims."""
+    from . import experiments
+
     out_summaries = []
     with _ProgressBar(not args.no_progress) as bar:
-        for name in names:
-            exp = experiments.EXPERIMENTS[name]
-            if getattr(args, "socialize_steps", None) or getattr(args, "autonomy_steps", None):
-                exp = experiments.with_budget(exp, args.socialize_steps, args.autonomy_steps, quick=args.quick)
+        for exp, preset, s in resolved:
             budget = exp.quick if args.quick else exp.budget
-            seeds = args.seeds or (exp.quick_seeds if args.quick and exp.quick_seeds else DEFAULT_SEEDS)
-            total = experiments.total_steps(exp, preset, seeds, budget)
+            total = experiments.total_steps(exp, preset, s.seeds, budget)
             t0 = time.perf_counter()
-            folder = args.out / name
-            if skip_current and experiments.stored_matches(folder, exp, preset, seeds, budget, args.seed):
-                summary = experiments.report(folder)
-                print(f"{name}: stored results match this configuration; not rerun (results in {folder}/)")
+            try:
+                summary = experiments.run(exp, preset, s.seeds, args.out, quick=args.quick, root_seed=s.seed,
+                                          progress=bar.task(exp.name, total), settings=s)
+            except ValueError as e:  # the run folder's name is taken by something else
+                raise UsageError(str(e)) from None
+            folder = Path(summary["folder"])
+            if summary["reused"]:
+                print(f"{exp.name}: stored results match this configuration; not rerun (results in {folder}/)")
             else:
-                summary = experiments.run(exp, preset, seeds, args.out, quick=args.quick, root_seed=args.seed,
-                                          progress=bar.task(name, total))
-                print(f"{name}: {time.perf_counter() - t0:.1f}s wall ({summary.get('compile_seconds', 0):.1f}s "
+                print(f"{exp.name}: {time.perf_counter() - t0:.1f}s wall ({summary.get('compile_seconds', 0):.1f}s "
                       f"compiling), peak memory {summary.get('peak_rss_gib', 0):.2f} GiB; results in {folder}/ "
                       f"(summary.json, {', '.join(summary['figures'])})")
             _print_claims(summary)
+            if args.tensorboard is not None:
+                from . import logs
+
+                print(f"  TensorBoard: {logs.write_tensorboard(folder, args.tensorboard)}")
             out_summaries.append(summary)
     return out_summaries
+
+
+def _cmd_config(args) -> None:
+    from . import config as cfg
+
+    (exp, preset, s), = _resolve([args.experiment], args)
+    flags = " ".join(sys.argv[1:]) if sys.argv[1:2] == ["config"] else f"config {args.experiment}"
+    print(f"# internalize {flags}")
+    print(f"# experiment {exp.name}, preset {preset.name}{', quick budget' if args.quick else ''}. "
+          "Use it with: internalize run EXPERIMENT --config FILE")
+    print(cfg.to_toml(s), end="")
+
+
+def _cmd_render(args) -> None:
+    from . import replay
+    from .experiments import EXPERIMENTS
+
+    if args.experiment not in EXPERIMENTS:
+        raise UsageError(f"unknown experiment {args.experiment!r}; known: {', '.join(EXPERIMENTS)}")
+    try:
+        folder = replay.find_run(args.results, args.experiment, args.run)
+        out = args.out or folder / f"render_{args.condition.replace('/', '_')}_{args.phase}_seed{args.seed}.gif"
+        path = replay.render_gif(folder, args.condition, args.seed, args.phase, out, episodes=args.episodes)
+    except (ValueError, FileNotFoundError) as e:
+        raise UsageError(str(e)) from None
+    print(f"wrote {path}")
 
 
 def _cmd_list() -> None:
@@ -242,32 +398,42 @@ def main(argv: list[str] | None = None) -> int:
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)  # per-experiment lines appear as they happen, even in a log
     try:
-        args = _build_parser().parse_args(argv)
+        args = _build_parser(argv).parse_args(argv)
         if args.command == "list":
             if args.dir is None:
                 _cmd_list()
             else:
                 _cmd_list_runs(args.dir)
             return 0
-        if args.command == "run":
+        if args.command in ("run", "config", "render"):
             from .experiments import EXPERIMENTS
 
             if args.experiment not in EXPERIMENTS:
                 raise UsageError(f"unknown experiment {args.experiment!r}; known: {', '.join(EXPERIMENTS)}")
-            _check_common(args)
+        if args.command == "config":
+            _cmd_config(args)
+            return 0
+        if args.command == "render":
             setup_jax()
-            _run_experiments([args.experiment], args)
+            _cmd_render(args)
+            return 0
+        if args.command == "run":
+            resolved = _resolve([args.experiment], args)
+            _check_out(args)
+            setup_jax()
+            _run_experiments(resolved, args)
             return 0
         if args.command == "reproduce":
+            from . import report
             from .experiments import EXPERIMENTS
 
-            from . import report
-
-            _check_common(args)
+            resolved = _resolve(list(EXPERIMENTS), args)
+            _check_out(args)
             setup_jax()
             t0 = time.perf_counter()
-            summaries = _run_experiments(list(EXPERIMENTS), args, skip_current=True)
-            path = report.write(args.out, total_wall=time.perf_counter() - t0)
+            summaries = _run_experiments(resolved, args)
+            path = report.write(args.out, total_wall=time.perf_counter() - t0,
+                                folders=[Path(s["folder"]) for s in summaries])
             failed = [c["id"] for s in summaries for c in s["claims"] if not c["holds"]]
             print(f"figures and summaries: {args.out}/<experiment>/; report: {path}")
             if failed:
@@ -282,10 +448,23 @@ def main(argv: list[str] | None = None) -> int:
             found = sorted(p.parent for p in args.dir.glob("*/config.json"))
             if not found:
                 raise UsageError(f"no experiment results (*/config.json) under {str(args.dir)!r}")
-            for folder in found:
-                summary = report(folder)
-                print(f"{folder.name}: rebuilt summary.json and {', '.join(summary['figures'])}")
-                _print_claims(summary)
+            if args.tensorboard is not None:
+                args.out = args.dir
+                _check_out(args)
+            with _ProgressBar(True) as bar:
+                tick = bar.task("rebuilding", len(found))
+                for folder in found:
+                    try:
+                        summary = report(folder)
+                    except ValueError as e:
+                        raise UsageError(str(e)) from None
+                    tick(1)
+                    print(f"{folder.name}: rebuilt summary.json and {', '.join(summary['figures'])}")
+                    _print_claims(summary)
+                    if args.tensorboard is not None:
+                        from . import logs
+
+                        print(f"  TensorBoard: {logs.write_tensorboard(folder, args.tensorboard)}")
             print(f"report: {report_md.write(args.dir)}")
             return 0
         if args.command == "bench":

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
+import json
 import math
 import time
 from dataclasses import dataclass, field, replace
@@ -21,9 +23,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import caregiver, conditions, figures, isr, phases, prosocial, results, stats, world
-from .config import ISRConfig
+from . import config as cfg
+from . import presence as presence_
+from .config import ISRConfig, PPOConfig, PresenceSpec, Preset, to_dict
 from .env import Env
-from .config import Preset, to_dict
 from .learner import Learner, RunSpec
 
 
@@ -32,9 +35,13 @@ class WorldSpec:
     """A coin world setting (SPEC 3)."""
 
     n_walls: int = 3
+    """Random interior walls per episode (ignored with a named map)."""
     map_name: str | None = None
+    """A named map (plus, x, U, T, 4rooms) instead of random walls; none for random walls."""
     size: int = 5
+    """Side of the square interior in cells, inside the outer wall (paper: 5)."""
     reachable_only: bool = False
+    """Redraw layouts whose goal the agent cannot reach (ours; the paper keeps them)."""
 
     @property
     def env(self) -> Env:
@@ -47,13 +54,22 @@ class WorldSpec:
         """+0.4 on the goal, paid instead of the goal step's cost (SPEC 3)."""
         return caregiver.caregiver(0.4, waives_step_cost=True)
 
+    action_names = ("left", "right", "forward")
+
+    def render(self, rec: dict, t: int, tile: int = 16) -> np.ndarray:
+        """Step ``t`` of a recorded episode (:func:`phases.trace`) as an RGB image."""
+        return world.render(world.CoinState(**{f.name: rec[f.name][t] for f in dataclasses.fields(world.CoinState)}),
+                            tile=tile)
+
 
 @dataclass(frozen=True)
 class ProsocialSpec:
     """The prosocial two-agent world (SPEC 8)."""
 
     max_steps: int = 100
+    """Steps per episode (SPEC 8: 100)."""
     step_cost_total: float = 0.9
+    """Total cost of forward moves over a whole episode of them (SPEC 8: 0.9)."""
 
     @property
     def env(self) -> Env:
@@ -66,11 +82,20 @@ class ProsocialSpec:
         """The shared +0.4 when the partner reaches its goal; forward costs are never waived."""
         return caregiver.caregiver(0.4, waives_step_cost=False)
 
+    action_names = prosocial.ACTION_NAMES
+
+    def render(self, rec: dict, t: int, tile: int = 16) -> np.ndarray:
+        """Step ``t`` of a recorded episode (:func:`phases.trace`) as an RGB image."""
+        fields = dataclasses.fields(prosocial.ProsocialState)
+        return prosocial.render(prosocial.ProsocialState(**{f.name: rec[f.name][t] for f in fields}), tile=tile)
+
 
 @dataclass(frozen=True)
 class Budget:
     socialize_steps: int
+    """Environment steps of socialization per seed (the caregiver present)."""
     autonomy_steps: int
+    """Environment steps of autonomy per seed and arm (0: no autonomy phase)."""
 
 
 @dataclass(frozen=True)
@@ -119,18 +144,108 @@ class Experiment:
     """Extra ISR fits on the first fractions of socialization (ISR accuracy vs budget)."""
     isr_sweep_layouts: int = 0
     """Check the fully socialized ISR on every (cell, direction, action) of this many layouts."""
-    trace: bool = False
-    """Record one greedy episode of seed 0's final policy per arm (rollout images)."""
+    trace: bool = True
+    """Record one greedy episode of seed 0's final policy per arm (the report's stills)."""
     quick_seeds: int | None = None
     """Seeds of the quick budget when the command line names none (default: 10)."""
     isr_replaces_reward: bool = False
     """In autonomy the ISR's R_i replaces the learner's whole reward, R_e included (SPEC 8)."""
     isr_config: Callable[[Preset], ISRConfig] | None = None
     """The ISR training schedule for a preset, when the experiment's differs (SPEC 8)."""
+    socialize_presence: PresenceSpec = PresenceSpec(1.0, 1.0)
+    """The caregiver's presence during socialization (paper: always there)."""
+    leave_presence: PresenceSpec = PresenceSpec(0.0, 0.0)
+    """Its presence in autonomy for conditions where it leaves (none, isr; paper: gone at once)."""
 
     @property
     def conditions(self) -> tuple[str, ...]:
         return tuple(a.condition for a in self.arms)
+
+
+# ---------------------------------------------------------------------------------------------
+# Settings: everything a run can be told, by dotted name (command line, TOML files)
+
+DEFAULT_SEEDS = 10
+
+
+@dataclass(frozen=True)
+class Worlds:
+    socialize: WorldSpec | ProsocialSpec
+    """The world of socialization."""
+    autonomy: WorldSpec | ProsocialSpec
+    """The world of autonomy (arms that name their own world keep it)."""
+
+
+@dataclass(frozen=True)
+class Presences:
+    socialize: PresenceSpec
+    """The caregiver's presence during socialization."""
+    leave: PresenceSpec
+    """Its presence in autonomy for the conditions where it leaves (none, isr)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The settings of one run of an experiment; ``internalize config EXPERIMENT`` prints them."""
+
+    seeds: int
+    """Independent runs, each with its own key derived from the root seed."""
+    seed: int
+    """Root seed: every key of every seed and phase is derived from it."""
+    budget: Budget
+    ppo: PPOConfig
+    isr: ISRConfig
+    world: Worlds
+    presence: Presences
+    eval_episodes: int
+    """Episodes per evaluation world and arm (experiments that evaluate policies)."""
+    updates_per_chunk: int
+    """PPO updates per compiled call (progress and checkpoints come between calls)."""
+
+
+def settings_for(exp: Experiment, preset: Preset, *, quick: bool = False) -> Settings:
+    """The experiment's own settings under a preset, before any override."""
+    return Settings(
+        seeds=(exp.quick_seeds or DEFAULT_SEEDS) if quick else DEFAULT_SEEDS,
+        seed=0,
+        budget=exp.quick if quick else exp.budget,
+        ppo=preset.ppo,
+        isr=exp.isr_config(preset) if exp.isr_config else preset.isr,
+        world=Worlds(exp.socialize_world, exp.autonomy_world),
+        presence=Presences(exp.socialize_presence, exp.leave_presence),
+        eval_episodes=exp.eval_episodes,
+        updates_per_chunk=preset.updates_per_chunk,
+    )
+
+
+def configure(exp: Experiment, preset: Preset, s: Settings) -> tuple[Experiment, Preset]:
+    """The experiment and preset that ``s`` describes; ValueError (one line) if it is invalid."""
+    s.ppo.validate()
+    s.isr.validate()
+    checks = [("seeds", s.seeds >= 1, "at least 1"), ("seed", 0 <= s.seed < 2**32, "in 0..2^32-1"),
+              ("budget.socialize_steps", s.budget.socialize_steps >= 1, "at least 1"),
+              ("budget.autonomy_steps", s.budget.autonomy_steps >= 0, "at least 0"),
+              ("eval_episodes", s.eval_episodes >= 1, "at least 1"),
+              ("updates_per_chunk", s.updates_per_chunk >= 1, "at least 1")]
+    for name, ok, want in checks:
+        if not ok:
+            raise ValueError(f"setting {name} must be {want}")
+    for name, w in (("world.socialize", s.world.socialize), ("world.autonomy", s.world.autonomy)):
+        try:
+            w.params()
+        except ValueError as e:
+            raise ValueError(f"setting {name}: {e}") from None
+    for name, p in (("presence.socialize", s.presence.socialize), ("presence.leave", s.presence.leave)):
+        try:
+            _schedule(p)
+        except ValueError as e:
+            raise ValueError(f"setting {name}: {e}") from None
+    # Evaluation worlds that were the autonomy world follow it (ood_walls evaluates where it adapts).
+    evals = tuple(s.world.autonomy if w == exp.autonomy_world else w for w in exp.eval_worlds)
+    exp = replace(exp, socialize_world=s.world.socialize, autonomy_world=s.world.autonomy, eval_worlds=evals,
+                  budget=s.budget, quick=s.budget, socialize_presence=s.presence.socialize,
+                  leave_presence=s.presence.leave, eval_episodes=s.eval_episodes, isr_config=None)
+    return exp, replace(preset, ppo=s.ppo, isr=s.isr, updates_per_chunk=s.updates_per_chunk)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -173,12 +288,20 @@ class PhaseClock:
         rec["compile"] += compile_seconds() - c0
 
 
+def _schedule(p: PresenceSpec) -> presence_.Presence:
+    return presence_.schedule(p.start, p.end, p.horizon, p.mode)
+
+
 def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, root_seed: int = 0,
-                 progress: phases.Progress | None = None, clock: PhaseClock | None = None) -> dict[str, np.ndarray]:
+                 progress: phases.Progress | None = None, clock: PhaseClock | None = None,
+                 params_out: dict | None = None) -> dict[str, np.ndarray]:
     """Socialize -> fit ISR(s) -> autonomy on every arm -> evaluate. Returns curves (NumPy).
 
-    ``clock`` (optional) records the wall and compile seconds of each phase.
+    ``clock`` (optional) records the wall and compile seconds of each phase. ``params_out``
+    (optional) receives the policies' parameters at the end of each phase: ``socialize``
+    (leading axis: seeds) and ``autonomy`` (seeds x arms, seed-major).
     """
+    params_out = {} if params_out is None else params_out
     clock = clock or PhaseClock()
     env = exp.socialize_world.env
     cg = exp.socialize_world.caregiver()
@@ -200,7 +323,7 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
     u_soc = phases.n_updates(budget.socialize_steps, batch)
     arm_updates = [_prefix_updates(a.socialized, u_soc) for a in arms]
     learner_soc = Learner(preset.ppo, env, use_isr=False)
-    spec = RunSpec(soc_world, cg, conditions.get("oracle").presence(), jnp.float32(0.0), blank_isr)
+    spec = RunSpec(soc_world, cg, _schedule(exp.socialize_presence), jnp.float32(0.0), blank_isr)
     with clock("socialize"):
         soc = phases.socialize(learner_soc, k_soc, phases.stack([spec] * seeds), budget.socialize_steps,
                                preset.updates_per_chunk, progress,
@@ -213,6 +336,7 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
         fitted = phases.internalize(k_isr, soc.data, isr_cfg, env.n_actions,
                                     prefixes=tuple(u * batch for u in prefix_updates), features=env.features)
     del soc.data
+    params_out["socialize"] = soc.state.params
 
     curves = {
         "env_steps/socialize": batch * np.arange(1, u_soc + 1),
@@ -252,7 +376,8 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
         for a in arms:
             c = conditions.get(a.condition)
             w = soc_world if c.trains_on_socialization_world else (a.world or exp.autonomy_world).params()
-            specs.append(RunSpec(w, cg, c.presence(), jnp.float32(1.0 if c.uses_isr else 0.0), blank_isr,
+            p = c.presence() if c.caregiver_stays else _schedule(exp.leave_presence)
+            specs.append(RunSpec(w, cg, p, jnp.float32(1.0 if c.uses_isr else 0.0), blank_isr,
                                  jnp.float32(exp.isr_replaces_reward)))
     spec_aut = phases.stack(specs)
     starts = [soc.snapshots.get(u, soc.state) for u in arm_updates]
@@ -261,6 +386,7 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
     with clock("autonomy"):
         aut = phases.autonomy(learner_aut, _interleave(starts), np.repeat(k_aut, n_arms, axis=0), spec_aut,
                               budget.autonomy_steps, preset.updates_per_chunk, progress)
+    params_out["autonomy"] = aut.state.params
     u_aut = next(iter(aut.metrics.values())).shape[1]
     curves["env_steps/autonomy"] = batch * np.arange(1, u_aut + 1)
     curves["arms/socialized_steps"] = np.asarray(arm_updates) * batch
@@ -311,22 +437,61 @@ def _identity(exp: Experiment, preset: Preset, seeds: int, budget: Budget, root_
         "autonomy_world": to_dict(exp.autonomy_world),
         "arms_config": [to_dict(a) for a in exp.arms],
         "eval_worlds": [to_dict(w) for w in exp.eval_worlds],
+        "eval_episodes": exp.eval_episodes,
+        "socialize_presence": to_dict(exp.socialize_presence),
+        "leave_presence": to_dict(exp.leave_presence),
         **({"isr_config": to_dict(exp.isr_config(preset))} if exp.isr_config else {}),
         **({"isr_replaces_reward": True} if exp.isr_replaces_reward else {}),
     }
 
 
-def stored_matches(folder: Path, exp: Experiment, preset: Preset, seeds: int, budget: Budget, root_seed: int) -> bool:
-    """Whether ``folder`` already holds this exact computation's results."""
-    folder = Path(folder)
+def run_id(identity: dict) -> str:
+    """A short fingerprint of a computation (its identity)."""
+    text = json.dumps(results._jsonable(identity), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def _folder_state(folder: Path, want: dict) -> str:
+    """``free`` (missing or empty), ``stored`` (this computation, complete and intact),
+    ``broken`` (this computation, unfinished or damaged) or ``other`` (anything else)."""
+    if not folder.exists():
+        return "free"
+    if not folder.is_dir():
+        return "other"
+    if not any(folder.iterdir()):
+        return "free"
     try:
         config = results.read_json(folder / "config.json")
-        if not (folder / "curves.npz").is_file():
-            return False
     except (OSError, ValueError):
-        return False
+        return "other"
+    if not isinstance(config, dict) or any(config.get(k) != v for k, v in results._jsonable(want).items()):
+        return "other"
+    return "broken" if results.verify(folder) else "stored"
+
+
+def run_folder(out: Path, exp: Experiment, preset: Preset, seeds: int, budget: Budget,
+               root_seed: int) -> tuple[Path, str]:
+    """Where this computation's results go, and what is there: ``(folder, state)``.
+
+    ``out/<experiment>`` when it is free or holds this same computation, otherwise
+    ``out/<experiment>-<run id>``: a changed config gets a new folder and nothing stored is
+    overwritten, while the same config finds its results again.
+    """
     want = _identity(exp, preset, seeds, budget, root_seed)
-    return all(config.get(k) == results._jsonable(v) for k, v in want.items())
+    first = Path(out) / exp.name
+    state = _folder_state(first, want)
+    if state != "other":
+        return first, state
+    second = Path(out) / f"{exp.name}-{run_id(want)}"
+    state = _folder_state(second, want)
+    if state == "other":
+        raise ValueError(f"results folder {str(second)!r} holds something else; move it away")
+    return second, state
+
+
+def stored_matches(folder: Path, exp: Experiment, preset: Preset, seeds: int, budget: Budget, root_seed: int) -> bool:
+    """Whether ``folder`` already holds this exact computation's results, complete and intact."""
+    return _folder_state(Path(folder), _identity(exp, preset, seeds, budget, root_seed)) == "stored"
 
 
 _COMPILE_SECONDS = [0.0]
@@ -352,43 +517,105 @@ def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # kB on Linux
 
 
+STORED_FILES = ("config.json", "curves.npz", "curves.parquet", "params.msgpack")
+"""A run's computed files, checksummed in its manifest (summary and figures are rebuilt from them)."""
+
+
 def run(exp: Experiment, preset: Preset, seeds: int, out: Path, *, quick: bool = False, root_seed: int = 0,
-        progress: phases.Progress | None = None) -> dict:
-    """Run an experiment and write its folder: config, curves, summary and figures."""
+        progress: phases.Progress | None = None, settings: Settings | None = None) -> dict:
+    """Run an experiment into its run folder (see :func:`run_folder`) and report it.
+
+    When the folder already holds this computation, complete and intact, nothing is run: the
+    summary and figures are rebuilt from the stored files. Returns the summary; its ``folder``
+    names where the results are. ``settings`` (optional) are recorded as given.
+    """
     budget = exp.quick if quick else exp.budget
-    folder = Path(out) / exp.name
-    t0, c0 = time.perf_counter(), compile_seconds()
-    clock = PhaseClock()
-    curves = run_pipeline(exp, preset, seeds, budget, root_seed, progress, clock)
-    wall, compile_s = time.perf_counter() - t0, compile_seconds() - c0
+    folder, state = run_folder(out, exp, preset, seeds, budget, root_seed)
+    if state == "stored":
+        return dict(report(folder, exp), folder=str(folder), reused=True)
+    settings = settings or replace(settings_for(exp, preset), seeds=seeds, seed=root_seed, budget=budget)
+    identity = _identity(exp, preset, seeds, budget, root_seed)
     config = {
-        **_identity(exp, preset, seeds, budget, root_seed),
+        **identity,
+        "run_id": run_id(identity),
         "preset": preset.name,
+        "settings": {st.name: st.default for st in cfg.settings(settings)},
         "seed_keys": np.asarray(jax.random.key_data(seed_keys(root_seed, seeds))).tolist(),
         "quick": quick,
         "conditions": list(exp.conditions),
         "arms": [a.name for a in exp.arms],
         "eval_episodes": exp.eval_episodes,
-        "wall_seconds": wall,
-        "compile_seconds": compile_s,
-        "phase_seconds": clock.seconds,  # {phase: {"wall", "compile"}}
-        "peak_rss_gib": peak_rss_gib(),  # of the process so far (experiments run in one process share it)
         "devices": [str(d) for d in jax.devices()],
         "versions": results.versions(),
     }
-    results.write_npz(folder / "curves.npz", curves)
+    # Written first: a crash leaves a folder that names its computation, so a rerun of the same
+    # command finds it (unfinished: no manifest) and computes it again in place.
+    for name in (*STORED_FILES, results.MANIFEST):
+        (folder / name).unlink(missing_ok=True)
     results.write_json(folder / "config.json", config)
-    return report(folder)
+    t0, c0 = time.perf_counter(), compile_seconds()
+    clock = PhaseClock()
+    params: dict = {}
+    curves = run_pipeline(exp, preset, seeds, budget, root_seed, progress, clock, params_out=params)
+    config.update(wall_seconds=time.perf_counter() - t0, compile_seconds=compile_seconds() - c0,
+                  phase_seconds=clock.seconds,  # {phase: {"wall", "compile"}}
+                  peak_rss_gib=peak_rss_gib())  # of the process so far (experiments in one process share it)
+    results.write_npz(folder / "curves.npz", curves)
+    results.write_parquet(folder / "curves.parquet", curve_table(curves, config))
+    results.write_msgpack(folder / "params.msgpack", params)
+    results.write_json(folder / "config.json", config)
+    results.write_manifest(folder, list(STORED_FILES))
+    return dict(report(folder, exp), folder=str(folder), reused=False)
 
 
-def report(folder: Path) -> dict:
-    """Judge claims and draw figures from an experiment's stored files; write summary.json."""
+def curve_table(curves: dict, config: dict) -> dict[str, np.ndarray]:
+    """The learning curves as one tidy table: a row per (phase, seed, arm, update), a column per
+    metric (what ``curves.parquet`` holds; read it with pandas or pyarrow)."""
+    parts = []
+    for phase in ("socialize", "autonomy"):
+        names = sorted(k.split("/", 1)[1] for k in curves if k.startswith(phase + "/"))
+        if not names:
+            continue
+        first = curves[f"{phase}/{names[0]}"]
+        if phase == "socialize":
+            first = first[:, None]
+            arms = [""]
+        else:
+            arms = list(config["arms"])
+        seeds, n_arms, updates = first.shape
+        steps = np.asarray(curves[f"env_steps/{phase}"], np.int64)
+        grid = np.meshgrid(np.arange(seeds), np.arange(n_arms), np.arange(updates), indexing="ij")
+        part = {"phase": np.full(grid[0].size, phase, dtype=object), "seed": grid[0].ravel().astype(np.int32),
+                "arm": np.asarray(arms, dtype=object)[grid[1].ravel()], "update": grid[2].ravel().astype(np.int32) + 1,
+                "env_steps": steps[grid[2].ravel()]}
+        for n in names:
+            v = curves[f"{phase}/{n}"]
+            part[n] = (v[:, None] if phase == "socialize" else v).reshape(-1).astype(np.float32)
+        parts.append(part)
+    keys = list(dict.fromkeys(k for p in parts for k in p))
+    return {k: np.concatenate([p[k] if k in p else np.full(len(p["seed"]), np.nan, np.float32) for p in parts])
+            for k in keys}
+
+
+def report(folder: Path, exp: Experiment | None = None) -> dict:
+    """Judge claims and draw figures from an experiment's stored files; write summary.json.
+
+    ``exp``: the experiment that made them (default: the built-in one named in config.json;
+    pass your own for an experiment you declared yourself).
+    """
     folder = Path(folder)
     config = results.read_json(folder / "config.json")
     curves = results.read_npz(folder / "curves.npz")
-    exp = EXPERIMENTS[config["experiment"]]
+    if exp is None:
+        if config["experiment"] not in EXPERIMENTS:
+            raise ValueError(f"{str(folder)!r} holds results of experiment {config['experiment']!r}, which is not "
+                             "built in; pass the Experiment that made them")
+        exp = EXPERIMENTS[config["experiment"]]
     claims, per_seed = exp.analyze(curves, config)
     figs = exp.plot(curves, config, folder)
+    from .replay import stills
+
+    figs += stills(folder, curves, config, exp)
     summary = {
         "experiment": exp.name,
         "preset": config["preset"],
@@ -403,6 +630,27 @@ def report(folder: Path) -> dict:
     }
     results.write_json(folder / "summary.json", summary)
     return summary
+
+
+def load(folder: Path) -> tuple[Experiment, Preset, Settings]:
+    """The experiment, preset and settings that made a stored run of a built-in experiment."""
+    folder = Path(folder)
+    try:
+        config = results.read_json(folder / "config.json")
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{str(folder)!r} is not a readable run folder ({type(e).__name__})") from None
+    if config.get("schema") != results.SCHEMA:
+        raise ValueError(f"{str(folder)!r} was written by internalize {config.get('version', '?')} (results schema "
+                         f"{config.get('schema', '?')}); this version reads schema {results.SCHEMA}: run it again")
+    name = config.get("experiment")
+    if name not in EXPERIMENTS:
+        raise ValueError(f"{str(folder)!r} holds experiment {name!r}, which is not built in")
+    from .config import PRESETS
+
+    exp, preset = EXPERIMENTS[name], PRESETS[config["preset"]]
+    s = cfg.override(settings_for(exp, preset, quick=bool(config.get("quick"))), config["settings"])
+    exp, preset = configure(exp, preset, s)
+    return exp, preset, s
 
 
 # ---------------------------------------------------------------------------------------------

@@ -196,3 +196,40 @@ def scaling(path: Path, table: dict) -> Path:
     b.grid(alpha=0.3)
     b.legend(loc="upper right")
     return save(fig, path)
+
+
+def still(path: Path, frame: np.ndarray, positions: np.ndarray | None, tile: int, title: str) -> Path:
+    """One picture of an episode: the world at its first step with the agent's path drawn over it
+    (``positions [T, 2]``, cells as (x, y)), start and end marked."""
+    fig, ax = plt.subplots(figsize=(3.2, 3.4))
+    ax.imshow(frame)
+    if positions is not None and len(positions):
+        xy = (np.asarray(positions, float) + 0.5) * tile
+        ax.plot(xy[:, 0], xy[:, 1], "-", color="#ffbf00", lw=2, alpha=0.85, label="path")
+        ax.plot(*xy[0], "o", color="white", mec="black", ms=6, label="start")
+        ax.plot(*xy[-1], "s", color="#ffbf00", mec="black", ms=6, label="end")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=3, fontsize=7, frameon=False)
+    ax.set_axis_off()
+    ax.set_title(title, fontsize=8)
+    return save(fig, path)
+
+
+def gif(path: Path, frames: list[np.ndarray], captions: list[str], fps: float = 4.0, scale: int = 2) -> Path:
+    """An animated GIF of rendered frames (Pillow; no window or game library), a caption above each."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    band = 14
+    images = []
+    for frame, caption in zip(frames, captions):
+        img = Image.fromarray(np.asarray(frame, np.uint8)).resize(
+            (frame.shape[1] * scale, frame.shape[0] * scale), Image.NEAREST)
+        canvas = Image.new("RGB", (img.width, img.height + band), "white")
+        canvas.paste(img, (0, band))
+        ImageDraw.Draw(canvas).text((2, 1), caption, fill="black")
+        images.append(canvas.convert("P", palette=Image.ADAPTIVE))
+    buf = io.BytesIO()
+    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+    atomic_write_bytes(path, buf.getvalue())
+    return path

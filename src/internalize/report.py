@@ -50,7 +50,8 @@ def experiment_section(folder: Path) -> tuple[str, dict]:
     title = exp.title if exp else summary["experiment"]
     seeds = summary["seeds"]
     budget = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in summary["budget"].items())
-    lines = [f"## {summary['experiment']}: {title}", "",
+    run = f" (run `{folder.name}`)" if folder.name != summary["experiment"] else ""
+    lines = [f"## {summary['experiment']}: {title}{run}", "",
              f"Preset `{summary['preset']}`, {seeds} seeds, {budget}{' (quick budget)' if config.get('quick') else ''}; "
              f"wall time {summary['wall_seconds']:.1f} s.", ""]
     for fig in summary.get("figures", []):
@@ -75,10 +76,12 @@ def experiment_section(folder: Path) -> tuple[str, dict]:
     return "\n".join(lines), summary
 
 
-def write(out: Path, total_wall: float | None = None) -> Path:
-    """Write ``out/report.md`` from every experiment folder under ``out``."""
+def write(out: Path, total_wall: float | None = None, folders: list[Path] | None = None) -> Path:
+    """Write ``out/report.md`` from the run folders ``folders`` (default: every run under ``out``)."""
     out = Path(out)
-    folders = sorted((p.parent for p in out.glob("*/summary.json")), key=_order)
+    if folders is None:
+        folders = [p.parent for p in out.glob("*/summary.json")]
+    folders = sorted(folders, key=_order)
     sections, walls = [], {}
     for folder in folders:
         text, summary = experiment_section(folder)
@@ -118,8 +121,13 @@ def write(out: Path, total_wall: float | None = None) -> Path:
     return path
 
 
-def _order(folder: Path) -> int:
+def _order(folder: Path) -> tuple[int, str]:
+    """Experiments in the paper's order; runs of one experiment by folder name."""
     from .experiments import EXPERIMENTS
 
     names = list(EXPERIMENTS)
-    return names.index(folder.name) if folder.name in names else len(names)
+    try:
+        name = results.read_json(folder / "summary.json")["experiment"]
+    except (OSError, ValueError, KeyError, TypeError):
+        name = folder.name
+    return (names.index(name) if name in names else len(names), folder.name)

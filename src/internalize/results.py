@@ -5,6 +5,7 @@ crash never leaves a half-written result behind.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
@@ -17,7 +18,17 @@ from typing import Any
 
 import numpy as np
 
-SCHEMA = 1  # version of the results layout; bumped when files change incompatibly
+SCHEMA = 2  # version of the results layout; bumped when files change incompatibly
+MANIFEST = "manifest.json"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -29,6 +40,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # as open() would have made it (mkstemp makes it private)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -115,3 +127,71 @@ def check_writable_dir(path: Path) -> None:
         raise ValueError(f"cannot create output directory {str(path)!r}: {str(parent)!r} is not a directory")
     if not _probe_write(parent):
         raise ValueError(f"cannot create output directory {str(path)!r}: {str(parent)!r} is not writable")
+
+
+def write_parquet(path: Path, columns: dict[str, np.ndarray]) -> None:
+    """A table (equal-length columns) as Parquet, through pyarrow."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    buf = io.BytesIO()
+    pq.write_table(pa.table({k: np.asarray(v) for k, v in columns.items()}), buf, compression="zstd")
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def read_parquet(path: Path) -> dict[str, np.ndarray]:
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    return {name: table.column(name).to_numpy() for name in table.column_names}
+
+
+def write_msgpack(path: Path, tree: Any) -> None:
+    """A pytree of arrays (network parameters) through flax.serialization."""
+    from flax import serialization
+
+    atomic_write_bytes(path, serialization.msgpack_serialize(_numpy_tree(tree)))
+
+
+def read_msgpack(path: Path) -> Any:
+    from flax import serialization
+
+    return serialization.msgpack_restore(Path(path).read_bytes())
+
+
+def _numpy_tree(tree: Any) -> Any:
+    if isinstance(tree, dict):
+        return {str(k): _numpy_tree(v) for k, v in tree.items()}
+    return np.asarray(tree)
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_manifest(folder: Path, names: list[str]) -> None:
+    """Checksums of a run's stored files, written last: a run without a manifest is unfinished."""
+    folder = Path(folder)
+    write_json(folder / MANIFEST, {"schema": SCHEMA, "sha256": {n: sha256(folder / n) for n in names}})
+
+
+def verify(folder: Path) -> list[str]:
+    """What is wrong with a run folder's stored files (empty: all present and intact)."""
+    folder = Path(folder)
+    try:
+        manifest = read_json(folder / MANIFEST)
+        sums = manifest["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return [f"{MANIFEST} missing or unreadable (the run did not finish)"]
+    problems = []
+    for name, digest in sums.items():
+        path = folder / name
+        if not path.is_file():
+            problems.append(f"{name} missing")
+        elif sha256(path) != digest:
+            problems.append(f"{name} does not match its checksum (truncated or changed)")
+    return problems

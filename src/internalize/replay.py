@@ -1,0 +1,118 @@
+"""Replay stored policies: a run folder's parameters, acted out again in their worlds.
+
+Pictures of agents (``internalize render``'s GIFs) are drawn from the world's state, step by
+step, with the world's own renderer: no window or game library is involved.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from . import conditions, experiments, figures, phases, results
+from .learner import Learner
+
+
+def find_run(results_dir: Path, experiment: str, run: str | None = None) -> Path:
+    """The run folder of ``experiment`` in ``results_dir``: ``run`` if named, else its newest."""
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise ValueError(f"results folder {str(results_dir)!r} does not exist")
+    if run is not None:
+        folder = results_dir / run
+        if not (folder / "config.json").is_file():
+            raise ValueError(f"no run {run!r} in {str(results_dir)!r}")
+        return folder
+    found = []
+    for cfg in results_dir.glob("*/config.json"):
+        try:
+            if results.read_json(cfg).get("experiment") == experiment:
+                found.append(cfg.parent)
+        except (OSError, ValueError, AttributeError):
+            continue
+    if not found:
+        raise ValueError(f"no stored run of {experiment} in {str(results_dir)!r}; "
+                         f"run `internalize run {experiment} --out {results_dir}` first")
+    return max(found, key=lambda f: (f / "config.json").stat().st_mtime)
+
+
+def arm_index(exp: experiments.Experiment, condition: str) -> int:
+    """The arm a condition (or arm label) names; ValueError if none or several do."""
+    names = [a.name for a in exp.arms]
+    if condition in names:
+        return names.index(condition)
+    hits = [i for i, a in enumerate(exp.arms) if a.condition == condition]
+    if len(hits) == 1:
+        return hits[0]
+    if not hits:
+        raise ValueError(f"{exp.name} has no condition or arm {condition!r}; its arms: {', '.join(names)}")
+    raise ValueError(f"{exp.name} has several {condition!r} arms; name one: "
+                     f"{', '.join(names[i] for i in hits)}")
+
+
+def policy(folder: Path, condition: str, seed: int, phase: str = "autonomy"):
+    """``(experiment, preset, params, world spec, label)`` of one stored policy."""
+    folder = Path(folder)
+    problems = results.verify(folder)
+    if problems:
+        raise ValueError(f"{folder}: {problems[0]}; run it again")
+    exp, preset, settings = experiments.load(folder)
+    if not 0 <= seed < settings.seeds:
+        raise ValueError(f"seed {seed} is not in the run (it has seeds 0..{settings.seeds - 1})")
+    stored = results.read_msgpack(folder / "params.msgpack")
+    if phase == "socialize":
+        index, world, label = seed, exp.socialize_world, "end of socialization"
+    else:
+        if "autonomy" not in stored or not exp.arms:
+            raise ValueError(f"{exp.name} has no autonomy phase; use --phase socialize")
+        i = arm_index(exp, condition)
+        arm = exp.arms[i]
+        index = seed * len(exp.arms) + i
+        trains_home = conditions.get(arm.condition).trains_on_socialization_world
+        world = exp.socialize_world if trains_home else (arm.world or exp.autonomy_world)
+        label = f"{arm.name}, end of autonomy"
+    params = jax.tree.map(lambda x: x[index], stored[phase])
+    return exp, preset, params, world, label
+
+
+def render_gif(folder: Path, condition: str, seed: int, phase: str, out: Path, episodes: int = 1,
+               fps: float = 4.0) -> Path:
+    """A GIF of ``episodes`` greedy episodes of one stored policy in its world."""
+    exp, preset, params, world, label = policy(folder, condition, seed, phase)
+    if not hasattr(world, "render"):
+        raise ValueError(f"the world of {exp.name} has no renderer")
+    learner = Learner(preset.ppo, world.env, use_isr=False)
+    wp = world.params()
+    steps = int(wp.max_steps)
+    frames, captions = [], []
+    for ep in range(episodes):
+        rec = phases.trace(learner, params, jax.random.PRNGKey(1000 * seed + ep), wp, steps)
+        events = 0
+        for t in range(steps):
+            frames.append(world.render(rec, t))
+            events += int(rec["goal_reached"][t])
+            action = world.action_names[int(rec["action"][t])]
+            captions.append(f"ep {ep} t={t} {action}" + (" *" if rec["goal_reached"][t] else "") + f" [{events}]")
+    path = figures.gif(Path(out), frames, captions, fps=fps)
+    return path
+
+
+def stills(folder: Path, curves: dict, config: dict, exp: experiments.Experiment) -> list[Path]:
+    """One picture per condition (its first arm): the recorded greedy episode of seed 0's final
+    policy, its path over the world (from the stored trace; nothing is recomputed)."""
+    out, seen = [], set()
+    for i, arm in enumerate(exp.arms):
+        if arm.condition in seen or f"trace/{i}/pos" not in curves:
+            continue
+        seen.add(arm.condition)
+        trains_home = conditions.get(arm.condition).trains_on_socialization_world
+        world = exp.socialize_world if trains_home else (arm.world or exp.autonomy_world)
+        if not hasattr(world, "render"):
+            continue
+        rec = {k.split("/")[-1]: v for k, v in curves.items() if k.startswith(f"trace/{i}/")}
+        events = int(np.sum(rec["goal_reached"]))
+        title = f"{arm.name}: seed 0 at the end of autonomy, {events} caregiver event(s) in {len(rec['pos'])} steps"
+        out.append(figures.still(Path(folder) / f"still_{arm.name.replace('/', '_')}.png", world.render(rec, 0),
+                                 rec["pos"], 16, title))
+    return out
