@@ -45,6 +45,16 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def _nonnegative_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not v >= 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number at least 0, got {text}")
+    return v
+
+
 def _seed(text: str) -> int:
     try:
         v = int(text)
@@ -138,6 +148,9 @@ def _build_parser(argv: list[str] | None = None) -> _Parser:
         sp.add_argument("--no-progress", action="store_true", help="no live progress bar")
         sp.add_argument("--tensorboard", type=Path, default=None, metavar="DIR",
                         help="also write TensorBoard event files of every run's curves here (needs tensorboardX)")
+        sp.add_argument("--checkpoint-every", type=_nonnegative_float, default=60.0, metavar="SECONDS",
+                        help="checkpoint a run in progress this often (at chunk boundaries; default 60); "
+                             "a rerun of a crashed run resumes from its last checkpoint")
 
     r = sub.add_parser("run", help="run one experiment (reusing stored results of the same settings)")
     r.add_argument("experiment", help=f"one of: {', '.join(EXPERIMENTS)}")
@@ -145,6 +158,8 @@ def _build_parser(argv: list[str] | None = None) -> _Parser:
     output_flags(r)
 
     rp = sub.add_parser("reproduce", help="run every experiment (skipping stored, matching results); write report.md")
+    rp.add_argument("--only", default=None, metavar="NAMES",
+                    help=f"only these experiments, comma-separated (default all: {', '.join(EXPERIMENTS)})")
     settings_flags(rp, None)
     output_flags(rp)
 
@@ -202,10 +217,11 @@ def setup_jax() -> None:
 
 
 class _ProgressBar:
-    """A live progress bar (Rich) over environment steps, with ETA."""
+    """A live progress bar (Rich) with ETA, over environment steps (or another ``unit``)."""
 
-    def __init__(self, enabled: bool):
+    def __init__(self, enabled: bool, unit: str = "env-steps"):
         self.enabled = enabled
+        self.unit = unit
         self.progress = None
 
     def __enter__(self):
@@ -215,7 +231,7 @@ class _ProgressBar:
                                        TimeRemainingColumn)
 
             self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                     TextColumn("env-steps"), TimeElapsedColumn(), TextColumn("ETA"),
+                                     TextColumn(self.unit), TimeElapsedColumn(), TextColumn("ETA"),
                                      TimeRemainingColumn(), console=Console(stderr=True), transient=False)
             self.progress.__enter__()
         return self
@@ -232,6 +248,8 @@ class _ProgressBar:
 
 
 def _print_claims(summary: dict) -> None:
+    for f in summary.get("failed_runs", []):
+        print(f"  FAILED RUN: {f['message']}")
     for c in summary["claims"]:
         mark = "holds" if c["holds"] else "DOES NOT HOLD"
         p = c["p_value"]
@@ -300,17 +318,26 @@ def _run_experiments(resolved: list[tuple], args) -> list[dict]:
     """Run (or find stored) each resolved experiment; print where its results are and its claims."""
     from . import experiments
 
+    from .results import check_writable_dir
+
+    for exp, preset, s in resolved:  # every run folder is checked before any work starts
+        try:
+            folder, _ = experiments.run_folder(args.out, exp, preset, s.seeds, exp.quick if args.quick else exp.budget,
+                                               s.seed)
+            check_writable_dir(folder)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
     out_summaries = []
     with _ProgressBar(not args.no_progress) as bar:
         for exp, preset, s in resolved:
             budget = exp.quick if args.quick else exp.budget
             total = experiments.total_steps(exp, preset, s.seeds, budget)
             t0 = time.perf_counter()
-            try:
-                summary = experiments.run(exp, preset, s.seeds, args.out, quick=args.quick, root_seed=s.seed,
-                                          progress=bar.task(exp.name, total), settings=s)
-            except ValueError as e:  # the run folder's name is taken by something else
-                raise UsageError(str(e)) from None
+            summary = experiments.run(exp, preset, s.seeds, args.out, quick=args.quick, root_seed=s.seed,
+                                      progress=bar.task(exp.name, total), settings=s,
+                                      checkpoint_every=args.checkpoint_every)
+            if summary.get("resumed"):
+                print(f"{exp.name}: resumed from checkpoints {', '.join(summary['resumed'])}")
             folder = Path(summary["folder"])
             if summary["reused"]:
                 print(f"{exp.name}: stored results match this configuration; not rerun (results in {folder}/)")
@@ -427,7 +454,13 @@ def main(argv: list[str] | None = None) -> int:
             from . import report
             from .experiments import EXPERIMENTS
 
-            resolved = _resolve(list(EXPERIMENTS), args)
+            names = list(EXPERIMENTS)
+            if args.only is not None:
+                names = [n.strip() for n in args.only.split(",") if n.strip()]
+                unknown = [n for n in names if n not in EXPERIMENTS]
+                if unknown or not names:
+                    raise UsageError(f"--only: unknown experiment {(unknown or [''])[0]!r}; known: {', '.join(EXPERIMENTS)}")
+            resolved = _resolve(names, args)
             _check_out(args)
             setup_jax()
             t0 = time.perf_counter()
@@ -451,7 +484,16 @@ def main(argv: list[str] | None = None) -> int:
             if args.tensorboard is not None:
                 args.out = args.dir
                 _check_out(args)
-            with _ProgressBar(True) as bar:
+            from .experiments import check_schema
+            from .results import read_json
+
+            for folder in found:  # every folder is checked before anything is rewritten
+                try:
+                    check_schema(folder, read_json(folder / "config.json"))
+                except (OSError, ValueError) as e:
+                    raise UsageError(str(e) if "schema" in str(e) else f"{folder}/config.json is unreadable: {e}") \
+                        from None
+            with _ProgressBar(sys.stderr.isatty(), unit="runs") as bar:
                 tick = bar.task("rebuilding", len(found))
                 for folder in found:
                     try:

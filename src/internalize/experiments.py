@@ -21,12 +21,14 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import serialization
 
 from . import caregiver, conditions, figures, isr, phases, prosocial, results, stats, world
 from . import config as cfg
 from . import presence as presence_
 from .config import ISRConfig, PPOConfig, PresenceSpec, Preset, to_dict
 from .env import Env
+from .checkpoints import DEFAULT_EVERY, Checkpoints
 from .learner import Learner, RunSpec
 
 
@@ -294,12 +296,14 @@ def _schedule(p: PresenceSpec) -> presence_.Presence:
 
 def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, root_seed: int = 0,
                  progress: phases.Progress | None = None, clock: PhaseClock | None = None,
-                 params_out: dict | None = None) -> dict[str, np.ndarray]:
+                 params_out: dict | None = None, ckpt: Checkpoints | None = None) -> dict[str, np.ndarray]:
     """Socialize -> fit ISR(s) -> autonomy on every arm -> evaluate. Returns curves (NumPy).
 
     ``clock`` (optional) records the wall and compile seconds of each phase. ``params_out``
     (optional) receives the policies' parameters at the end of each phase: ``socialize``
-    (leading axis: seeds) and ``autonomy`` (seeds x arms, seed-major).
+    (leading axis: seeds) and ``autonomy`` (seeds x arms, seed-major). ``ckpt`` (optional):
+    checkpoint the run as it goes, and resume from the checkpoints already there (the results
+    are identical to an uninterrupted run's).
     """
     params_out = {} if params_out is None else params_out
     clock = clock or PhaseClock()
@@ -324,17 +328,22 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
     arm_updates = [_prefix_updates(a.socialized, u_soc) for a in arms]
     learner_soc = Learner(preset.ppo, env, use_isr=False)
     spec = RunSpec(soc_world, cg, _schedule(exp.socialize_presence), jnp.float32(0.0), blank_isr)
-    with clock("socialize"):
-        soc = phases.socialize(learner_soc, k_soc, phases.stack([spec] * seeds), budget.socialize_steps,
-                               preset.updates_per_chunk, progress,
-                               snapshots=tuple(u for u in arm_updates if u < u_soc))
-
-    # Internalize: one ISR per seed and socialization prefix, fitted on that prefix only.
     declared = [_prefix_updates(f, u_soc) for f in exp.isr_prefixes]  # one ISR per declared budget,
     prefix_updates = sorted(declared + [u for u in {*arm_updates, u_soc} if u not in declared])  # even if equal
-    with clock("internalize"):
-        fitted = phases.internalize(k_isr, soc.data, isr_cfg, env.n_actions,
-                                    prefixes=tuple(u * batch for u in prefix_updates), features=env.features)
+    resumed = _load_socialized(ckpt, learner_soc, k_soc, soc_world) if ckpt is not None else None
+    if resumed is not None:
+        soc, fitted = resumed
+    else:
+        with clock("socialize"):
+            soc = phases.socialize(learner_soc, k_soc, phases.stack([spec] * seeds), budget.socialize_steps,
+                                   preset.updates_per_chunk, progress,
+                                   snapshots=tuple(u for u in arm_updates if u < u_soc), ckpt=ckpt)
+        # Internalize: one ISR per seed and socialization prefix, fitted on that prefix only.
+        with clock("internalize"):
+            fitted = phases.internalize(k_isr, soc.data, isr_cfg, env.n_actions,
+                                        prefixes=tuple(u * batch for u in prefix_updates), features=env.features)
+        if ckpt is not None:
+            _save_socialized(ckpt, soc, fitted)
     del soc.data
     params_out["socialize"] = soc.state.params
 
@@ -385,7 +394,7 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
     spec_aut = spec_aut.replace(isr_params=_interleave(isr_of_arm))
     with clock("autonomy"):
         aut = phases.autonomy(learner_aut, _interleave(starts), np.repeat(k_aut, n_arms, axis=0), spec_aut,
-                              budget.autonomy_steps, preset.updates_per_chunk, progress)
+                              budget.autonomy_steps, preset.updates_per_chunk, progress, ckpt=ckpt)
     params_out["autonomy"] = aut.state.params
     u_aut = next(iter(aut.metrics.values())).shape[1]
     curves["env_steps/autonomy"] = batch * np.arange(1, u_aut + 1)
@@ -414,6 +423,29 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
 
 
 TRACE_STEPS = 30  # the longest recorded episode (the coin world's end at 20)
+
+
+def _save_socialized(ckpt: Checkpoints, soc: phases.PhaseResult, fitted: phases.Internalized) -> None:
+    """The phase checkpoint after socialization and the ISR fits (its data is no longer needed)."""
+    ckpt.save("socialized", {
+        "state": serialization.to_state_dict(soc.state), "metrics": soc.metrics,
+        "snapshots": {str(k): serialization.to_state_dict(v) for k, v in soc.snapshots.items()},
+        "fitted": {f.name: (np.asarray(getattr(fitted, f.name)) if f.name == "prefixes" else getattr(fitted, f.name))
+                   for f in dataclasses.fields(fitted)},
+    })
+    ckpt.drop("socialize")
+
+
+def _load_socialized(ckpt: Checkpoints, learner: Learner, keys, world_params):
+    saved = ckpt.load("socialized")
+    if saved is None:
+        return None
+    template = jax.eval_shape(jax.vmap(learner.init, in_axes=(0, None)), keys, world_params)
+    state = serialization.from_state_dict(template, saved["state"])
+    snaps = {int(k): serialization.from_state_dict(template, v) for k, v in saved["snapshots"].items()}
+    f = saved["fitted"]
+    fitted = phases.Internalized(**{k: (tuple(int(x) for x in f[k]) if k == "prefixes" else f[k]) for k in f})
+    return phases.PhaseResult(state, dict(saved["metrics"]), None, snaps), fitted
 
 
 def total_steps(exp: Experiment, preset: Preset, seeds: int, budget: Budget) -> int:
@@ -464,9 +496,18 @@ def _folder_state(folder: Path, want: dict) -> str:
         config = results.read_json(folder / "config.json")
     except (OSError, ValueError):
         return "other"
+    check_schema(folder, config)
     if not isinstance(config, dict) or any(config.get(k) != v for k, v in results._jsonable(want).items()):
         return "other"
     return "broken" if results.verify(folder) else "stored"
+
+
+def check_schema(folder: Path, config) -> None:
+    """ValueError (one line) if ``config`` (a run's config.json) comes from an incompatible version."""
+    if isinstance(config, dict) and "experiment" in config and config.get("schema") != results.SCHEMA:
+        raise ValueError(f"{str(folder)!r} holds results of internalize {config.get('version', '?')} (results "
+                         f"schema {config.get('schema', '?')}); this version uses schema {results.SCHEMA}: "
+                         "move it away or choose another --out")
 
 
 def run_folder(out: Path, exp: Experiment, preset: Preset, seeds: int, budget: Budget,
@@ -522,12 +563,16 @@ STORED_FILES = ("config.json", "curves.npz", "curves.parquet", "params.msgpack")
 
 
 def run(exp: Experiment, preset: Preset, seeds: int, out: Path, *, quick: bool = False, root_seed: int = 0,
-        progress: phases.Progress | None = None, settings: Settings | None = None) -> dict:
+        progress: phases.Progress | None = None, settings: Settings | None = None,
+        checkpoint_every: float = DEFAULT_EVERY) -> dict:
     """Run an experiment into its run folder (see :func:`run_folder`) and report it.
 
     When the folder already holds this computation, complete and intact, nothing is run: the
-    summary and figures are rebuilt from the stored files. Returns the summary; its ``folder``
-    names where the results are. ``settings`` (optional) are recorded as given.
+    summary and figures are rebuilt from the stored files. When it holds this computation
+    unfinished (a crash), the run resumes from its last checkpoint. Returns the summary; its
+    ``folder`` names where the results are, ``resumed`` what was picked up. ``settings``
+    (optional) are recorded as given. Checkpoints are taken every ``checkpoint_every`` seconds
+    of work (at chunk boundaries) and at the end of each phase, and removed once the run is stored.
     """
     budget = exp.quick if quick else exp.budget
     folder, state = run_folder(out, exp, preset, seeds, budget, root_seed)
@@ -553,11 +598,15 @@ def run(exp: Experiment, preset: Preset, seeds: int, out: Path, *, quick: bool =
     for name in (*STORED_FILES, results.MANIFEST):
         (folder / name).unlink(missing_ok=True)
     results.write_json(folder / "config.json", config)
+    ckpt = Checkpoints(folder, checkpoint_every)
+    if state == "free":
+        ckpt.clear()
     t0, c0 = time.perf_counter(), compile_seconds()
     clock = PhaseClock()
     params: dict = {}
-    curves = run_pipeline(exp, preset, seeds, budget, root_seed, progress, clock, params_out=params)
-    config.update(wall_seconds=time.perf_counter() - t0, compile_seconds=compile_seconds() - c0,
+    curves = run_pipeline(exp, preset, seeds, budget, root_seed, progress, clock, params_out=params, ckpt=ckpt)
+    config.update(resumed_from=ckpt.resumed,  # checkpoints a crashed run was resumed from (none: one go)
+                  wall_seconds=time.perf_counter() - t0, compile_seconds=compile_seconds() - c0,
                   phase_seconds=clock.seconds,  # {phase: {"wall", "compile"}}
                   peak_rss_gib=peak_rss_gib())  # of the process so far (experiments in one process share it)
     results.write_npz(folder / "curves.npz", curves)
@@ -565,7 +614,8 @@ def run(exp: Experiment, preset: Preset, seeds: int, out: Path, *, quick: bool =
     results.write_msgpack(folder / "params.msgpack", params)
     results.write_json(folder / "config.json", config)
     results.write_manifest(folder, list(STORED_FILES))
-    return dict(report(folder, exp), folder=str(folder), reused=False)
+    ckpt.clear()
+    return dict(report(folder, exp), folder=str(folder), reused=False, resumed=ckpt.resumed)
 
 
 def curve_table(curves: dict, config: dict) -> dict[str, np.ndarray]:
@@ -605,6 +655,7 @@ def report(folder: Path, exp: Experiment | None = None) -> dict:
     """
     folder = Path(folder)
     config = results.read_json(folder / "config.json")
+    check_schema(folder, config)
     curves = results.read_npz(folder / "curves.npz")
     if exp is None:
         if config["experiment"] not in EXPERIMENTS:
@@ -616,6 +667,7 @@ def report(folder: Path, exp: Experiment | None = None) -> dict:
     from .replay import stills
 
     figs += stills(folder, curves, config, exp)
+    failed = failures(curves, config.get("arms", []))
     summary = {
         "experiment": exp.name,
         "preset": config["preset"],
@@ -627,9 +679,44 @@ def report(folder: Path, exp: Experiment | None = None) -> dict:
                     "p_value": c.p_value, **({"detail": c.detail} if c.detail else {})} for c in claims],
         "per_seed": per_seed,
         "figures": [p.name for p in figs],
+        "failed_runs": failed,
     }
     results.write_json(folder / "summary.json", summary)
     return summary
+
+
+WATCHED = ("pg_loss", "value_loss", "entropy", "approx_kl", "utility_return", "true_return", "isr_output")
+"""Per-update metrics that must stay finite; a run where one does not has diverged."""
+
+
+def failures(curves: dict, arms: list[str]) -> list[dict]:
+    """The runs that diverged: a non-finite loss, reward or ISR output in their curves.
+
+    Runs are independent within a batch (vmap), so one run's NaN leaves the others as they
+    would have been; the failed run is named here (and in summary.json) with where it failed.
+    """
+    out = []
+    fit = curves.get("isr/train_loss")
+    if fit is not None:
+        for seed in np.flatnonzero(~np.isfinite(fit).reshape(fit.shape[0], -1).all(1)):
+            out.append({"seed": int(seed), "phase": "internalize", "arm": None,
+                        "message": f"seed {seed}: the ISR fit's loss is not finite"})
+    for phase in ("socialize", "autonomy"):
+        watched = [(m, curves[f"{phase}/{m}"]) for m in WATCHED if f"{phase}/{m}" in curves]
+        if not watched:
+            continue
+        bad = np.stack([~np.isfinite(v) for _, v in watched])  # [metrics, S, (A,) U]
+        runs = bad.any(0).any(-1)  # [S] or [S, A]
+        for index in zip(*np.nonzero(runs)):
+            seed = int(index[0])
+            arm = arms[index[1]] if phase == "autonomy" and len(index) > 1 else None
+            sel = (slice(None),) + tuple(index)
+            first = int(np.argmax(bad[sel].any(0)))
+            metric = watched[int(np.argmax(bad[sel][:, first]))][0]
+            where = f"seed {seed}, {phase}" + (f", arm {arm}" if arm else "")
+            out.append({"seed": seed, "phase": phase, "arm": arm,
+                        "message": f"{where}: {metric} is not finite from update {first + 1} on (the run diverged)"})
+    return out
 
 
 def load(folder: Path) -> tuple[Experiment, Preset, Settings]:

@@ -78,6 +78,19 @@ class Conv2x2(nn.Module):
         return patches @ kernel.reshape(4 * c, self.features) + bias
 
 
+def _check_view(x, least: int, what: str) -> None:
+    """Refuse inputs too small for a stack of 'valid' 2x2 convolutions (checked when traced).
+
+    A world with vector observations (:mod:`internalize.adapters.gymnax` shows them as one
+    cell, ``[..., 1, 1, D]``) would otherwise leave the convolutions no cells at all and the
+    network a function of nothing but its biases, silently.
+    """
+    if x.ndim < 3 or min(x.shape[-3], x.shape[-2]) < least:
+        raise ValueError(f"{what} needs image observations of at least {least}x{least} cells, got input shape "
+                         f"{tuple(x.shape)}; for vector observations use the mlp networks (the fast preset's "
+                         "ppo.network='mlp' and isr.network='mlp')")
+
+
 def _conv(features: int, gain: float) -> Conv2x2:
     return Conv2x2(features, float(gain))
 
@@ -100,6 +113,7 @@ class PaperActorCritic(nn.Module):
 
     @nn.compact
     def __call__(self, obs):
+        _check_view(obs, 4, "the paper_cnn policy (three 2x2 convolutions)")
         x = obs.astype(jnp.float32) / 255.0
         for f in (16, 32, 64):
             x = nn.relu(_conv(f, np.sqrt(2))(x))
@@ -146,6 +160,7 @@ class ISRNetwork(nn.Module):
 
     @nn.compact
     def __call__(self, x):
+        _check_view(x, 3, "the cnn ISR (two 2x2 convolutions)")
         x = x.astype(jnp.float32)
         for f in (16, 32):
             x = nn.relu(_conv(f, np.sqrt(2))(x))

@@ -15,8 +15,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from flax import serialization
+
 from . import devices
 from . import isr as isr_
+from .checkpoints import Checkpoints, as_list
 from .config import ISRConfig
 from .learner import Learner, RunSpec, RunState
 
@@ -68,19 +71,28 @@ class PhaseResult:
 
 
 def run(learner: Learner, state: RunState, spec: RunSpec, updates: int, chunk: int, *,
-        collect: bool = False, progress: Progress | None = None, snapshots: tuple[int, ...] = ()) -> PhaseResult:
+        collect: bool = False, progress: Progress | None = None, snapshots: tuple[int, ...] = (),
+        ckpt: Checkpoints | None = None, tag: str = "phase") -> PhaseResult:
     """Run ``updates`` PPO updates for every run of the batch.
 
     ``snapshots``: numbers of updates after which to keep a copy of the learner states (chunks
     are cut there), e.g. to start autonomy from an earlier point of socialization.
+    ``ckpt``: checkpoint under the name ``tag`` at chunk boundaries (when due) and at the end,
+    and resume from such a checkpoint if one is there.
     """
     fn = _chunk_fn(learner, chunk, collect)
     runs = jax.tree.leaves(spec)[0].shape[0]
-    state, spec = devices.shard((state, spec), runs)
     metrics, data = [], []
     kept: dict[int, RunState] = {}
+    done = parts = 0
+    restored = _restore(ckpt, tag, state, collect) if ckpt is not None else None
+    if restored is not None:
+        done, parts, state, metrics, data, kept = restored
+        if progress is not None:
+            progress(done * learner.cfg.batch_size * runs)
+    state, spec = devices.shard((state, spec), runs)
+    stored = len(data)  # chunks of data already in checkpoint parts
     stops = sorted({s for s in snapshots if 0 < s <= updates} | {updates})
-    done = 0
     for stop in stops:
         while done < stop:
             n = min(chunk, stop - done)
@@ -91,8 +103,10 @@ def run(learner: Learner, state: RunState, spec: RunSpec, updates: int, chunk: i
             done += n
             if progress is not None:
                 progress(n * learner.cfg.batch_size * runs)
-        if stop in snapshots:
-            kept[stop] = jax.tree.map(lambda x: np.array(x)[:runs], state)  # a copy: the next chunk donates `state`
+            if done in snapshots:
+                kept[done] = jax.tree.map(lambda x: np.array(x)[:runs], state)  # a copy: the next chunk donates `state`
+            if ckpt is not None and (done == updates or ckpt.due()):
+                stored, parts = _save(ckpt, tag, state, runs, done, metrics, data, stored, parts, kept)
     out_m = {k: np.concatenate([m[k] for m in metrics], 1) for k in metrics[0]}
     out_d = None
     if collect:
@@ -102,13 +116,46 @@ def run(learner: Learner, state: RunState, spec: RunSpec, updates: int, chunk: i
     return PhaseResult(devices.unpad(state, runs), out_m, out_d, kept)
 
 
+def _save(ckpt: Checkpoints, tag: str, state, runs: int, done: int, metrics: list, data: list, stored: int,
+          parts: int, kept: dict) -> tuple[int, int]:
+    """Checkpoint a phase in progress: new data as a part file of its own (data is never
+    rewritten), then the learner states, curves so far and snapshots. Returns (stored, parts)."""
+    if len(data) > stored:
+        ckpt.save(f"{tag}.part{parts}", tuple(np.concatenate([d[i] for d in data[stored:]], 1) for i in range(3)))
+        stored, parts = len(data), parts + 1
+    ckpt.save(tag, {"done": done, "parts": parts,
+                    "state": serialization.to_state_dict(devices.unpad(state, runs)),
+                    "metrics": {k: np.concatenate([m[k] for m in metrics], 1) for k in metrics[0]},
+                    "kept": {str(k): serialization.to_state_dict(v) for k, v in kept.items()}})
+    return stored, parts
+
+
+def _restore(ckpt: Checkpoints, tag: str, template: RunState, collect: bool):
+    """A phase's checkpoint as (done, parts, state, metrics, data, kept), or None."""
+    saved = ckpt.load(tag)
+    if saved is None:
+        return None
+    parts = int(saved["parts"])
+    data = []
+    for i in range(parts if collect else 0):
+        part = ckpt.load(f"{tag}.part{i}")
+        if part is None:  # damaged: the phase starts over
+            ckpt.drop(tag)
+            return None
+        data.append(tuple(as_list(part)))
+    state = serialization.from_state_dict(template, saved["state"])
+    kept = {int(k): serialization.from_state_dict(template, v) for k, v in saved["kept"].items()}
+    return int(saved["done"]), parts, state, [dict(saved["metrics"])], data, kept
+
+
 def socialize(learner: Learner, keys: jax.Array, spec: RunSpec, steps: int, chunk: int,
-              progress: Progress | None = None, snapshots: tuple[int, ...] = ()) -> PhaseResult:
+              progress: Progress | None = None, snapshots: tuple[int, ...] = (),
+              ckpt: Checkpoints | None = None) -> PhaseResult:
     """Socialization (SPEC 2): the caregiver is present; every step is kept for the ISR."""
     init = _cached(learner, ("init",), lambda: jax.jit(jax.vmap(learner.init)))
     state = init(keys, spec.world)
     return run(learner, state, spec, n_updates(steps, learner.cfg.batch_size), chunk, collect=True,
-               progress=progress, snapshots=snapshots)
+               progress=progress, snapshots=snapshots, ckpt=ckpt, tag="socialize")
 
 
 @dataclass
@@ -161,11 +208,12 @@ def internalize(keys: jax.Array, data: tuple, cfg: ISRConfig, n_actions: int,
 
 
 def autonomy(learner: Learner, state: RunState, keys: jax.Array, spec: RunSpec, steps: int, chunk: int,
-             progress: Progress | None = None) -> PhaseResult:
+             progress: Progress | None = None, ckpt: Checkpoints | None = None) -> PhaseResult:
     """Autonomy (SPEC 6): the socialized policy and optimizer go on, fresh environments."""
     enter = _cached(learner, ("enter_phase",), lambda: jax.jit(jax.vmap(learner.enter_phase)))
     state = enter(state, keys, spec.world)
-    return run(learner, state, spec, n_updates(steps, learner.cfg.batch_size), chunk, progress=progress)
+    return run(learner, state, spec, n_updates(steps, learner.cfg.batch_size), chunk, progress=progress,
+               ckpt=ckpt, tag="autonomy")
 
 
 def evaluate(learner: Learner, params, keys: jax.Array, worlds: list, cg, episodes: int,

@@ -54,10 +54,10 @@ def arm_index(exp: experiments.Experiment, condition: str) -> int:
 def policy(folder: Path, condition: str, seed: int, phase: str = "autonomy"):
     """``(experiment, preset, params, world spec, label)`` of one stored policy."""
     folder = Path(folder)
+    exp, preset, settings = experiments.load(folder)  # first: it names an incompatible version
     problems = results.verify(folder)
     if problems:
         raise ValueError(f"{folder}: {problems[0]}; run it again")
-    exp, preset, settings = experiments.load(folder)
     if not 0 <= seed < settings.seeds:
         raise ValueError(f"seed {seed} is not in the run (it has seeds 0..{settings.seeds - 1})")
     stored = results.read_msgpack(folder / "params.msgpack")

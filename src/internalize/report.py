@@ -68,6 +68,8 @@ def experiment_section(folder: Path) -> tuple[str, dict]:
             per = " ".join(_fmt(v, 2) for v in vals)
             lines.append(f"| {label} | {_fmt(mean)} | [{_fmt(lo)}, {_fmt(hi)}] | {per} |")
         lines.append("")
+    for f in summary.get("failed_runs", []):
+        lines += [f"**Failed run**: {f['message']}. Its numbers are not finite, and the claims below include it (a non-finite value makes a claim fail).", ""]
     lines += ["| claim | statement | our value | p-value | holds |", "| --- | --- | --- | --- | --- |"]
     for c in summary["claims"]:
         lines.append(f"| `{c['id']}` | {c['statement']} | {_fmt(c['value'])} | {_fmt(c['p_value'])} | "

@@ -195,3 +195,21 @@ def verify(folder: Path) -> list[str]:
         elif sha256(path) != digest:
             problems.append(f"{name} does not match its checksum (truncated or changed)")
     return problems
+
+
+class CorruptFile(ValueError):
+    """A stored file whose checksum does not match: truncated or changed."""
+
+
+def write_checked(path: Path, data: bytes) -> None:
+    """``data`` followed by its SHA-256, written atomically (see :func:`read_checked`)."""
+    atomic_write_bytes(path, data + hashlib.sha256(data).digest())
+
+
+def read_checked(path: Path) -> bytes:
+    """The bytes :func:`write_checked` wrote; CorruptFile if they do not match their checksum."""
+    raw = Path(path).read_bytes()
+    data, digest = raw[:-32], raw[-32:]
+    if len(raw) < 32 or hashlib.sha256(data).digest() != digest:
+        raise CorruptFile(f"{path} does not match its checksum (truncated or changed)")
+    return data
