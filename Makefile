@@ -18,8 +18,10 @@ setup: $(STAMP)
 reproduce: $(STAMP)
 	$(BIN)/internalize reproduce --quick --out results
 
+# Test files run side by side on every core (pytest-xdist); a file's tests stay together, so its
+# module fixtures (e.g. one tiny reproduction shared by several tests) run once.
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/internalize bench

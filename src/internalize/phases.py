@@ -120,9 +120,10 @@ def _save(ckpt: Checkpoints, tag: str, state, runs: int, done: int, metrics: lis
           parts: int, kept: dict) -> tuple[int, int]:
     """Checkpoint a phase in progress: new data as a part file of its own (data is never
     rewritten), then the learner states, curves so far and snapshots. Returns (stored, parts)."""
-    if len(data) > stored:
-        ckpt.save(f"{tag}.part{parts}", tuple(np.concatenate([d[i] for d in data[stored:]], 1) for i in range(3)))
-        stored, parts = len(data), parts + 1
+    for chunk_data in data[stored:]:  # one part per chunk: no concatenated copy of the data
+        ckpt.save(f"{tag}.part{parts}", chunk_data)
+        parts += 1
+    stored = len(data)
     ckpt.save(tag, {"done": done, "parts": parts,
                     "state": serialization.to_state_dict(devices.unpad(state, runs)),
                     "metrics": {k: np.concatenate([m[k] for m in metrics], 1) for k in metrics[0]},

@@ -31,13 +31,16 @@ def _umask() -> int:
 _UMASK = _umask()
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes, *more: bytes) -> None:
+    """Write ``data`` (then each of ``more``) to a temporary file beside ``path`` and rename it
+    into place: readers see the old file or the whole new one, never a part."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            for piece in (data, *more):
+                f.write(piece)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)  # as open() would have made it (mkstemp makes it private)
@@ -203,12 +206,12 @@ class CorruptFile(ValueError):
 
 def write_checked(path: Path, data: bytes) -> None:
     """``data`` followed by its SHA-256, written atomically (see :func:`read_checked`)."""
-    atomic_write_bytes(path, data + hashlib.sha256(data).digest())
+    atomic_write_bytes(path, data, hashlib.sha256(data).digest())  # no joined copy of large data
 
 
-def read_checked(path: Path) -> bytes:
+def read_checked(path: Path) -> memoryview:
     """The bytes :func:`write_checked` wrote; CorruptFile if they do not match their checksum."""
-    raw = Path(path).read_bytes()
+    raw = memoryview(Path(path).read_bytes())  # views, not copies, of what may be large
     data, digest = raw[:-32], raw[-32:]
     if len(raw) < 32 or hashlib.sha256(data).digest() != digest:
         raise CorruptFile(f"{path} does not match its checksum (truncated or changed)")
