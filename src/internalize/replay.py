@@ -112,7 +112,21 @@ def stills(folder: Path, curves: dict, config: dict, exp: experiments.Experiment
             continue
         rec = {k.split("/")[-1]: v for k, v in curves.items() if k.startswith(f"trace/{i}/")}
         events = int(np.sum(rec["goal_reached"]))
-        title = f"{arm.name}: seed 0 at the end of autonomy, {events} caregiver event(s) in {len(rec['pos'])} steps"
+        cut = _first_layout_steps(rec)
+        title = (f"{arm.name}: seed 0 at the end of autonomy, {events} caregiver event(s) in {len(rec['pos'])} "
+                 f"steps\n(path drawn on the first layout: its first {cut} steps)")
         out.append(figures.still(Path(folder) / f"still_{arm.name.replace('/', '_')}.png", world.render(rec, 0),
-                                 rec["pos"], 16, title))
+                                 rec["pos"][:cut], 16, title))
     return out
+
+
+def _first_layout_steps(rec: dict) -> int:
+    """How many recorded steps stay on the episode's first layout (an event can redraw it: the
+    walls change, or the agent is placed anew, a jump of more than one cell)."""
+    pos = np.asarray(rec["pos"])
+    walls = np.asarray(rec["walls"]) if "walls" in rec else None
+    for t in range(1, len(pos)):
+        jumped = np.abs(pos[t] - pos[t - 1]).sum() > 1
+        if jumped or (walls is not None and not np.array_equal(walls[t], walls[0])):
+            return t
+    return len(pos)
