@@ -80,6 +80,7 @@ def test_guarantee_a_killed_run_resumes_to_identical_results(tmp_path):
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed part-way"
     assert not (out / "unlearning" / "manifest.json").exists()  # it did not finish
+    assert "unfinished (has checkpoints)" in cli("list", str(out)).stdout
     resumed = cli("reproduce", *KILL_ARGS, "--out", str(out))
     assert resumed.returncode == 0, resumed.stderr
     assert "resumed from checkpoints" in resumed.stdout and "autonomy" in resumed.stdout

@@ -405,7 +405,9 @@ def _cmd_list_runs(root: Path) -> None:
     if not root.is_dir():
         raise UsageError(f"results path {str(root)!r} is not a directory")
     found = sorted({p.parent for p in [*root.glob("summary.json"), *root.glob("*/summary.json")]})
-    if not found:
+    unfinished = sorted(p.parent for p in root.glob("*/config.json")
+                        if not (p.parent / "manifest.json").exists() and p.parent not in found)
+    if not found and not unfinished:
         print(f"no runs in {root} (no */summary.json)")
         return
     print(f"{'run':<24} {'experiment':<16} {'preset':<6} {'seeds':>5} {'socialize':>10} {'autonomy':>9} "
@@ -419,6 +421,14 @@ def _cmd_list_runs(root: Path) -> None:
                   f"{b['socialize_steps']:>10,} {b['autonomy_steps']:>9,} {claims:>7} {s['wall_seconds']:>8.1f}")
         except (OSError, ValueError, KeyError, TypeError) as e:
             print(f"{folder.name:<24} unreadable summary.json ({type(e).__name__}: {e})")
+    for folder in unfinished:
+        try:
+            c = json.loads((folder / "config.json").read_text())
+            what = f"{c.get('experiment', '?'):<16} {c.get('preset', '?'):<6} {c.get('seeds', '?'):>5}"
+        except (OSError, ValueError, AttributeError):
+            what = "?"
+        ckpt = " (has checkpoints)" if (folder / "checkpoint").is_dir() else ""
+        print(f"{folder.name:<24} {what} unfinished{ckpt}: the same command resumes it")
 
 
 def main(argv: list[str] | None = None) -> int:
