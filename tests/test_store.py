@@ -93,6 +93,9 @@ def test_same_settings_reuse_and_changed_settings_get_a_new_run(stored, tmp_path
         {k: v for k, v in before.items() if k.endswith((".npz", ".parquet", ".msgpack", "config.json"))}
     listing = cli("list", str(out))
     assert listing.returncode == 0 and new[0].name in listing.stdout and "\nunlearning " in listing.stdout
+    shutil.rmtree(out / "unlearning")  # the changed run is found again where it is, not redone
+    found = cli("run", "unlearning", *TINY, "--out", str(out), "--ppo.lr", "0.001")
+    assert "not rerun" in found.stdout and str(new[0]) in found.stdout and not (out / "unlearning").exists()
 
 
 def test_a_damaged_stored_file_is_detected_and_recomputed(stored, tmp_path):

@@ -519,15 +519,16 @@ def run_folder(out: Path, exp: Experiment, preset: Preset, seeds: int, budget: B
     overwritten, while the same config finds its results again.
     """
     want = _identity(exp, preset, seeds, budget, root_seed)
-    first = Path(out) / exp.name
+    first, second = Path(out) / exp.name, Path(out) / f"{exp.name}-{run_id(want)}"
+    state2 = _folder_state(second, want)
+    if state2 in ("stored", "broken"):  # found again, even if <experiment> has been freed since
+        return second, state2
     state = _folder_state(first, want)
     if state != "other":
         return first, state
-    second = Path(out) / f"{exp.name}-{run_id(want)}"
-    state = _folder_state(second, want)
-    if state == "other":
+    if state2 == "other":
         raise ValueError(f"results folder {str(second)!r} holds something else; move it away")
-    return second, state
+    return second, state2
 
 
 def stored_matches(folder: Path, exp: Experiment, preset: Preset, seeds: int, budget: Budget, root_seed: int) -> bool:
