@@ -240,3 +240,21 @@ def test_list_of_a_bad_dir_is_a_usage_error(tmp_path, make_path):
     path = make_path(tmp_path)
     proc = cli("list", str(path))
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and str(path) in proc.stderr
+
+
+def test_output_into_a_closed_pipe_ends_quietly(monkeypatch):
+    """`internalize list | head -1`: the reader has gone; no traceback, status 0."""
+    from internalize import cli as cli_
+
+    r, w = os.pipe()
+    os.close(r)  # the reader went away: every write now fails with EPIPE
+    out = os.fdopen(w, "w", buffering=1)
+    monkeypatch.setattr(sys, "stdout", out)
+    try:
+        assert cli_.main(["list"]) == 0
+    finally:
+        monkeypatch.undo()
+        try:
+            out.close()
+        except BrokenPipeError:
+            pass

@@ -549,6 +549,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("internalize: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`internalize list | head -1`): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     return 0
 
 
