@@ -469,7 +469,8 @@ def main(argv: list[str] | None = None) -> int:
                 names = [n.strip() for n in args.only.split(",") if n.strip()]
                 unknown = [n for n in names if n not in EXPERIMENTS]
                 if unknown or not names:
-                    raise UsageError(f"--only: unknown experiment {(unknown or [''])[0]!r}; known: {', '.join(EXPERIMENTS)}")
+                    raise UsageError(f"--only: unknown experiment {(unknown or [''])[0]!r}; "
+                                     f"known: {', '.join(EXPERIMENTS)}")
             resolved = _resolve(names, args)
             _check_out(args)
             setup_jax()

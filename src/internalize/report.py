@@ -69,7 +69,8 @@ def experiment_section(folder: Path) -> tuple[str, dict]:
             lines.append(f"| {label} | {_fmt(mean)} | [{_fmt(lo)}, {_fmt(hi)}] | {per} |")
         lines.append("")
     for f in summary.get("failed_runs", []):
-        lines += [f"**Failed run**: {f['message']}. Its numbers are not finite, and the claims below include it (a non-finite value makes a claim fail).", ""]
+        lines += [f"**Failed run**: {f['message']}. Its numbers are not finite, and the claims below include it "
+                  "(a non-finite value makes a claim fail).", ""]
     lines += ["| claim | statement | our value | p-value | holds |", "| --- | --- | --- | --- | --- |"]
     for c in summary["claims"]:
         lines.append(f"| `{c['id']}` | {c['statement']} | {_fmt(c['value'])} | {_fmt(c['p_value'])} | "
