@@ -200,3 +200,12 @@ def test_waived_follows_waives_step_cost():
 def test_caregiver_defaults():
     cg = caregiver.caregiver()
     assert float(cg.goal_reward) == pytest.approx(0.4) and bool(cg.waives_step_cost)
+
+
+def test_conditions_where_the_caregiver_leaves_follow_the_leave_schedule():
+    from internalize import conditions
+
+    fading = presence.schedule(1.0, 0.0, 500.0, "per_episode")
+    assert conditions.get("none").presence(fading) is fading and conditions.get("isr").presence(fading) is fading
+    assert float(conditions.get("oracle").presence(fading).start) == 1.0  # the caregiver stays: P = 1
+    assert float(conditions.get("none").presence().end) == 0.0  # default: gone at once (the paper)

@@ -367,11 +367,8 @@ def _cmd_config(args) -> None:
 
 def _cmd_render(args) -> None:
     from . import replay
-    from .experiments import EXPERIMENTS
 
-    if args.experiment not in EXPERIMENTS:
-        raise UsageError(f"unknown experiment {args.experiment!r}; known: {', '.join(EXPERIMENTS)}")
-    try:
+    try:  # main() has checked the experiment's name
         folder = replay.find_run(args.results, args.experiment, args.run)
         out = args.out or folder / f"render_{args.condition.replace('/', '_')}_{args.phase}_seed{args.seed}.gif"
         path = replay.render_gif(folder, args.condition, args.seed, args.phase, out, episodes=args.episodes)

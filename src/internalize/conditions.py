@@ -23,8 +23,12 @@ class Condition:
     trains_on_socialization_world: bool = False
     """Keeps training on the socialization world instead of the autonomy world (frozen)."""
 
-    def presence(self) -> presence.Presence:
-        return presence.present() if self.caregiver_stays else presence.absent()
+    def presence(self, leave: presence.Presence | None = None) -> presence.Presence:
+        """P = 1 where the caregiver stays; otherwise ``leave``, the schedule by which it leaves
+        (default: gone at once, P = 0, as in the paper)."""
+        if self.caregiver_stays:
+            return presence.present()
+        return presence.absent() if leave is None else leave
 
 
 CONDITIONS: dict[str, Condition] = {

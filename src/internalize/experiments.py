@@ -163,6 +163,12 @@ class Experiment:
     def conditions(self) -> tuple[str, ...]:
         return tuple(a.condition for a in self.arms)
 
+    def arm_world(self, arm: Arm):
+        """The world an arm trains on in autonomy (frozen stays on the socialization world)."""
+        if conditions.get(arm.condition).trains_on_socialization_world:
+            return self.socialize_world
+        return arm.world or self.autonomy_world
+
 
 # ---------------------------------------------------------------------------------------------
 # Settings: everything a run can be told, by dotted name (command line, TOML files)
@@ -239,7 +245,7 @@ def configure(exp: Experiment, preset: Preset, s: Settings) -> tuple[Experiment,
             raise ValueError(f"setting {name}: {e}") from None
     for name, p in (("presence.socialize", s.presence.socialize), ("presence.leave", s.presence.leave)):
         try:
-            _schedule(p)
+            presence_.from_spec(p)
         except ValueError as e:
             raise ValueError(f"setting {name}: {e}") from None
     # Evaluation worlds that were the autonomy world follow it (ood_walls evaluates where it adapts).
@@ -290,10 +296,6 @@ class PhaseClock:
         rec["compile"] += compile_seconds() - c0
 
 
-def _schedule(p: PresenceSpec) -> presence_.Presence:
-    return presence_.schedule(p.start, p.end, p.horizon, p.mode)
-
-
 def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, root_seed: int = 0,
                  progress: phases.Progress | None = None, clock: PhaseClock | None = None,
                  params_out: dict | None = None, ckpt: Checkpoints | None = None) -> dict[str, np.ndarray]:
@@ -327,7 +329,7 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
     u_soc = phases.n_updates(budget.socialize_steps, batch)
     arm_updates = [_prefix_updates(a.socialized, u_soc) for a in arms]
     learner_soc = Learner(preset.ppo, env, use_isr=False)
-    spec = RunSpec(soc_world, cg, _schedule(exp.socialize_presence), jnp.float32(0.0), blank_isr)
+    spec = RunSpec(soc_world, cg, presence_.from_spec(exp.socialize_presence), jnp.float32(0.0), blank_isr)
     declared = [_prefix_updates(f, u_soc) for f in exp.isr_prefixes]  # one ISR per declared budget,
     prefix_updates = sorted(declared + [u for u in {*arm_updates, u_soc} if u not in declared])  # even if equal
     resumed = _load_socialized(ckpt, learner_soc, k_soc, soc_world) if ckpt is not None else None
@@ -381,13 +383,12 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
     # Autonomy: seeds x arms as one batch of runs (run = seed * A + arm).
     learner_aut = Learner(preset.ppo, env, use_isr=True, isr_cfg=isr_cfg)
     specs = []
+    leave = presence_.from_spec(exp.leave_presence)
     for _ in range(seeds):
         for a in arms:
             c = conditions.get(a.condition)
-            w = soc_world if c.trains_on_socialization_world else (a.world or exp.autonomy_world).params()
-            p = c.presence() if c.caregiver_stays else _schedule(exp.leave_presence)
-            specs.append(RunSpec(w, cg, p, jnp.float32(1.0 if c.uses_isr else 0.0), blank_isr,
-                                 jnp.float32(exp.isr_replaces_reward)))
+            specs.append(RunSpec(exp.arm_world(a).params(), cg, c.presence(leave), jnp.float32(1.0 if c.uses_isr else 0.0),
+                                 blank_isr, jnp.float32(exp.isr_replaces_reward)))
     spec_aut = phases.stack(specs)
     starts = [soc.snapshots.get(u, soc.state) for u in arm_updates]
     isr_of_arm = [jax.tree.map(lambda x, i=prefix_updates.index(u): x[:, i], fitted.params) for u in arm_updates]
@@ -423,6 +424,12 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
 
 
 TRACE_STEPS = 30  # the longest recorded episode (the coin world's end at 20)
+
+
+def trace_record(curves: dict, arm: int) -> dict[str, np.ndarray]:
+    """The recorded greedy episode of an arm (seed 0), field by field, from the stored curves."""
+    prefix = f"trace/{arm}/"
+    return {k[len(prefix):]: v for k, v in curves.items() if k.startswith(prefix)}
 
 
 def _save_socialized(ckpt: Checkpoints, soc: phases.PhaseResult, fitted: phases.Internalized) -> None:
@@ -531,11 +538,6 @@ def run_folder(out: Path, exp: Experiment, preset: Preset, seeds: int, budget: B
     return second, state2
 
 
-def stored_matches(folder: Path, exp: Experiment, preset: Preset, seeds: int, budget: Budget, root_seed: int) -> bool:
-    """Whether ``folder`` already holds this exact computation's results, complete and intact."""
-    return _folder_state(Path(folder), _identity(exp, preset, seeds, budget, root_seed)) == "stored"
-
-
 _COMPILE_SECONDS = [0.0]
 
 
@@ -590,7 +592,6 @@ def run(exp: Experiment, preset: Preset, seeds: int, out: Path, *, quick: bool =
         "quick": quick,
         "conditions": list(exp.conditions),
         "arms": [a.name for a in exp.arms],
-        "eval_episodes": exp.eval_episodes,
         "devices": [str(d) for d in jax.devices()],
         "versions": results.versions(),
     }
@@ -727,9 +728,7 @@ def load(folder: Path) -> tuple[Experiment, Preset, Settings]:
         config = results.read_json(folder / "config.json")
     except (OSError, ValueError) as e:
         raise ValueError(f"{str(folder)!r} is not a readable run folder ({type(e).__name__})") from None
-    if config.get("schema") != results.SCHEMA:
-        raise ValueError(f"{str(folder)!r} was written by internalize {config.get('version', '?')} (results schema "
-                         f"{config.get('schema', '?')}); this version reads schema {results.SCHEMA}: run it again")
+    check_schema(folder, config)
     name = config.get("experiment")
     if name not in EXPERIMENTS:
         raise ValueError(f"{str(folder)!r} holds experiment {name!r}, which is not built in")
@@ -1125,7 +1124,7 @@ def _prosocial_plot(curves: dict, config: dict, folder: Path) -> list[Path]:
         i = names.index(cond)
         if f"trace/{i}/pos" not in curves:
             continue
-        rec = {k.split("/")[-1]: v for k, v in curves.items() if k.startswith(f"trace/{i}/")}
+        rec = trace_record(curves, i)
         fields = [f.name for f in dataclasses.fields(prosocial.ProsocialState)]
         frames, captions = [], []
         for t in range(rec["pos"].shape[0]):

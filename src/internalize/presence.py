@@ -41,6 +41,11 @@ def schedule(start: float, end: float | None = None, horizon: float = 1.0, mode:
     return Presence(jnp.float32(start), jnp.float32(end), jnp.float32(horizon), jnp.int32(MODES[mode]))
 
 
+def from_spec(spec) -> Presence:
+    """The schedule a :class:`internalize.config.PresenceSpec` (settings) describes."""
+    return schedule(spec.start, spec.end, spec.horizon, spec.mode)
+
+
 def present() -> Presence:
     """The caregiver is there throughout (socialization; the `oracle` condition)."""
     return schedule(1.0)

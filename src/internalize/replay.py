@@ -10,7 +10,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from . import conditions, experiments, figures, phases, results
+from . import experiments, figures, phases, results
 from .learner import Learner
 
 
@@ -52,7 +52,7 @@ def arm_index(exp: experiments.Experiment, condition: str) -> int:
 
 
 def policy(folder: Path, condition: str, seed: int, phase: str = "autonomy"):
-    """``(experiment, preset, params, world spec, label)`` of one stored policy."""
+    """``(experiment, preset, params, world spec)`` of one stored policy."""
     folder = Path(folder)
     exp, preset, settings = experiments.load(folder)  # first: it names an incompatible version
     problems = results.verify(folder)
@@ -62,24 +62,20 @@ def policy(folder: Path, condition: str, seed: int, phase: str = "autonomy"):
         raise ValueError(f"seed {seed} is not in the run (it has seeds 0..{settings.seeds - 1})")
     stored = results.read_msgpack(folder / "params.msgpack")
     if phase == "socialize":
-        index, world, label = seed, exp.socialize_world, "end of socialization"
+        index, world = seed, exp.socialize_world
     else:
         if "autonomy" not in stored or not exp.arms:
             raise ValueError(f"{exp.name} has no autonomy phase; use --phase socialize")
         i = arm_index(exp, condition)
-        arm = exp.arms[i]
-        index = seed * len(exp.arms) + i
-        trains_home = conditions.get(arm.condition).trains_on_socialization_world
-        world = exp.socialize_world if trains_home else (arm.world or exp.autonomy_world)
-        label = f"{arm.name}, end of autonomy"
+        index, world = seed * len(exp.arms) + i, exp.arm_world(exp.arms[i])
     params = jax.tree.map(lambda x: x[index], stored[phase])
-    return exp, preset, params, world, label
+    return exp, preset, params, world
 
 
 def render_gif(folder: Path, condition: str, seed: int, phase: str, out: Path, episodes: int = 1,
                fps: float = 4.0) -> Path:
     """A GIF of ``episodes`` greedy episodes of one stored policy in its world."""
-    exp, preset, params, world, label = policy(folder, condition, seed, phase)
+    exp, preset, params, world = policy(folder, condition, seed, phase)
     if not hasattr(world, "render"):
         raise ValueError(f"the world of {exp.name} has no renderer")
     learner = Learner(preset.ppo, world.env, use_isr=False)
@@ -94,8 +90,7 @@ def render_gif(folder: Path, condition: str, seed: int, phase: str, out: Path, e
             events += int(rec["goal_reached"][t])
             action = world.action_names[int(rec["action"][t])]
             captions.append(f"ep {ep} t={t} {action}" + (" *" if rec["goal_reached"][t] else "") + f" [{events}]")
-    path = figures.gif(Path(out), frames, captions, fps=fps)
-    return path
+    return figures.gif(Path(out), frames, captions, fps=fps)
 
 
 def stills(folder: Path, curves: dict, config: dict, exp: experiments.Experiment) -> list[Path]:
@@ -106,11 +101,10 @@ def stills(folder: Path, curves: dict, config: dict, exp: experiments.Experiment
         if arm.condition in seen or f"trace/{i}/pos" not in curves:
             continue
         seen.add(arm.condition)
-        trains_home = conditions.get(arm.condition).trains_on_socialization_world
-        world = exp.socialize_world if trains_home else (arm.world or exp.autonomy_world)
+        world = exp.arm_world(arm)
         if not hasattr(world, "render"):
             continue
-        rec = {k.split("/")[-1]: v for k, v in curves.items() if k.startswith(f"trace/{i}/")}
+        rec = experiments.trace_record(curves, i)
         events = int(np.sum(rec["goal_reached"]))
         cut = _first_layout_steps(rec)
         title = (f"{arm.name}: seed 0 at the end of autonomy, {events} caregiver event(s) in {len(rec['pos'])} "
