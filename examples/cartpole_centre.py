@@ -43,7 +43,7 @@ from flax import struct
 from gymnax.environments.classic_control.cartpole import CartPole, EnvParams
 
 from internalize import experiments, figures, stats
-from internalize.adapters.gymnax import GymnaxWorld, Transition, from_gymnax
+from internalize.worlds.gymnax import GymnaxWorld, Transition, from_gymnax
 from internalize.config import PRESETS
 
 ZONE = 0.5  # "near the centre": |x| < ZONE

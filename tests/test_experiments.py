@@ -9,7 +9,9 @@ import pytest
 from scipy import stats as sps
 
 from internalize.config import PRESETS
-from internalize import caregiver, experiments, stats, world
+from internalize import caregivers as caregiver
+from internalize import experiments, stats
+from internalize.worlds import coin as world
 
 
 def test_sweep_covers_every_cell_direction_action_exactly_once():
@@ -75,5 +77,5 @@ def test_experiments_are_declared_with_their_paper_budgets():
 def test_interleave_is_seed_major():
     a = {"v": np.array([0, 10])}  # arm 0 for seeds 0, 1
     b = {"v": np.array([1, 11])}  # arm 1
-    out = experiments._interleave([a, b])
+    out = experiments.pipeline._interleave([a, b])
     assert np.asarray(out["v"]).tolist() == [0, 1, 10, 11]

@@ -11,7 +11,7 @@ gymnasium = pytest.importorskip("gymnasium")
 
 from gymnasium.utils.env_checker import check_env  # noqa: E402
 
-from internalize import world  # noqa: E402
+from internalize.worlds import coin as world  # noqa: E402
 from internalize.adapters import gymnasium as gym_adapter  # noqa: E402
 from internalize.adapters.gymnasium import CaregiverWrapper, CoinEnv  # noqa: E402
 

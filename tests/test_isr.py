@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from internalize import isr
+from internalize.reward_models import isr
 from internalize.config import ISRConfig
 
 V, C, N_ACTIONS = 9, 4, 3

@@ -17,9 +17,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from internalize import caregiver, isr, networks, presence, world
+from internalize import caregivers as caregiver
+from internalize import networks, presence
+from internalize import reward_models
+from internalize.reward_models import isr
+from internalize.worlds import coin as world
 from internalize import learner as L
-from internalize.config import PRESETS
+from internalize.config import PRESETS, ISRConfig
 from internalize.distributions import Categorical
 
 STEP_COST = 0.9 / 20  # SPEC 3
@@ -79,7 +83,7 @@ class _GaeSpy:
 
 @pytest.fixture(scope="module")
 def tiny():
-    lrn = L.Learner(TINY, world.COIN, use_isr=False)
+    lrn = L.Learner(TINY, world.COIN)
     key = jax.random.PRNGKey(TINY_KEY)
     wp = world.coin_params(3)
     isr_params = jax.jit(isr.init, static_argnums=(1, 2))(key, 9, 7)
@@ -109,7 +113,7 @@ def tiny():
 def trained():
     """The ``fast`` preset on one run, 25 updates (about 51k steps) in one jitted scan."""
     cfg = PRESETS["fast"].ppo
-    lrn = L.Learner(cfg, world.COIN, use_isr=False)
+    lrn = L.Learner(cfg, world.COIN)
     key = jax.random.PRNGKey(1)
     wp = world.coin_params(3)
     spec = L.RunSpec(wp, caregiver.caregiver(), presence.present(), jnp.float32(0.0),
@@ -208,7 +212,7 @@ def nets():
     """name -> (module, params), each initialized once (jitted) on a batch of 5 observations."""
     out = {}
     for name in ("paper_cnn", "mlp"):
-        net = networks.actor_critic(name, 3, (64, 64))
+        net = networks.actor_critic(name, 3, (64, 64), world.compact_features)
         out[name] = (net, jax.jit(net.init)(jax.random.PRNGKey(1), jnp.asarray(OBS5)))
     return out
 
@@ -278,13 +282,13 @@ def test_compact_features():
     obs[5, 7] = (world.OBJ_GOAL, world.COLOR_GREEN, 0, 1)
     goal = np.zeros((v, v), np.float32)
     goal[5, 7] = 1.0
-    f = np.asarray(networks.compact_features(jnp.asarray(obs)))
+    f = np.asarray(world.compact_features(jnp.asarray(obs)))
     assert f.shape == (2 * v * v,) and f.dtype == np.float32
     planes = f.reshape(v, v, 2)
     np.testing.assert_array_equal(planes[..., 0], walls.astype(np.float32))
     np.testing.assert_array_equal(planes[..., 1], goal)
     # batch dims are kept
-    fb = networks.compact_features(jnp.asarray(np.broadcast_to(obs, (2, 3, v, v, 4))))
+    fb = world.compact_features(jnp.asarray(np.broadcast_to(obs, (2, 3, v, v, 4))))
     assert fb.shape == (2, 3, 2 * v * v)
     np.testing.assert_array_equal(np.asarray(fb[1, 2]), f)
 
@@ -496,11 +500,12 @@ def test_evaluate(trained):
 
 
 def test_two_agent_world_feeds_both_actions_to_the_isr_and_replaces_the_reward():
-    from internalize import prosocial
+    from internalize.worlds import prosocial
 
     cfg = dataclasses.replace(TINY, n_envs=4, n_steps=100)
-    lrn = L.Learner(cfg, prosocial.PROSOCIAL, use_isr=True)
     wp = prosocial.prosocial_params()
+    lrn = L.Learner(cfg, prosocial.PROSOCIAL,
+                    reward_model=reward_models.bind(reward_models.ISR, ISRConfig(), prosocial.PROSOCIAL, wp))
     key = jax.random.PRNGKey(5)
     channels = isr.n_input_planes(4, prosocial.N_ACTIONS, 2)
     assert channels == 4 + 2 * 5

@@ -1,4 +1,4 @@
-"""Tests of bringing your own world (internalize.adapters.gymnax, examples/cartpole_centre.py).
+"""Tests of bringing your own world (internalize.worlds.gymnax, examples/cartpole_centre.py).
 
 The adapter is checked on gymnax's CartPole against the environment's own physics: what resets
 and steps return, terminated kept apart from truncated, the learner's auto reset, and the
@@ -28,7 +28,7 @@ gymnax = pytest.importorskip("gymnax")
 from internalize import env as env_  # noqa: E402
 from internalize import experiments, networks, presence  # noqa: E402
 from internalize import learner as L  # noqa: E402
-from internalize.adapters.gymnax import GymnaxWorld, Transition, from_gymnax  # noqa: E402
+from internalize.worlds.gymnax import GymnaxWorld, Transition, from_gymnax  # noqa: E402
 from internalize.config import PRESETS, PresenceSpec, to_dict  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -169,7 +169,7 @@ def test_conv_networks_refuse_one_cell_observations():
 def test_social_reward_reaches_the_learner_only_as_far_as_the_caregiver_is_present():
     w = from_gymnax(CARTPOLE, CP_PARAMS, caregiver=pay_always, max_steps=20)
     cfg = dataclasses.replace(PRESETS["fast"].ppo, n_envs=4, n_steps=30, minibatch_size=60)
-    learner = L.Learner(cfg, w.env, use_isr=False)
+    learner = L.Learner(cfg, w.env)
     blank = {"params": {}}
     update = jax.jit(learner.update)
     state = learner.init(KEY, w.params())

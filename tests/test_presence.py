@@ -9,7 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from internalize import caregiver, presence
+from internalize import caregivers as caregiver
+from internalize import presence
 
 COST = -0.9 / 20  # R_e of a forward step (SPEC 3)
 R_S = 0.4

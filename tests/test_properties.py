@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from internalize import config as cfg
-from internalize import world
+from internalize.worlds import coin as world
 from internalize.config import PRESETS
 from internalize.experiments import EXPERIMENTS, settings_for
 

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from internalize import prosocial as ps
+from internalize.worlds import prosocial as ps
 
 W = 7  # room side (5x5 interior)
 V = 9  # egocentric view side

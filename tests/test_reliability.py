@@ -115,9 +115,11 @@ def test_guarantee_damaged_files_are_detected_and_recomputed(tmp_path, capfd):
 
 
 def test_guarantee_a_diverged_run_is_marked_and_isolated():
-    from internalize import caregiver, presence, world
+    from internalize import caregivers as caregiver
+    from internalize import presence
+    from internalize.worlds import coin as world
 
-    learner = Learner(PRESETS["fast"].ppo, world.COIN, use_isr=False)
+    learner = Learner(PRESETS["fast"].ppo, world.COIN)
     params = world.coin_params(3)
     blank = jax.tree.map(jnp.zeros_like, learner.net.init(jax.random.PRNGKey(0), jnp.zeros((1, 9, 9, 4), jnp.uint8)))
     del blank

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from internalize import world
+from internalize.worlds import coin as world
 
 STEP_COST = np.float32(0.9 / 20)  # SPEC 3: 0.9 spread over the 20-step episode
 

@@ -20,19 +20,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import caregiver, devices, isr, presence, world
+from . import caregivers, devices, presence, reward_models
 from .config import PRESETS, Preset
 from .learner import Learner, RunSpec
 from .phases import stack
+from .worlds import coin as world
 
 
 def _spec(preset: Preset, size: int = 5) -> RunSpec:
     wp = world.coin_params(max(1, round(3 * size * size / 25)), size=size)  # SPEC 3's wall density
-    obs_shape = world.COIN.obs_shape(wp)
-    blank = isr.init(jax.random.PRNGKey(0), obs_shape[0],
-                     isr.n_input_planes(obs_shape[-1], world.N_ACTIONS, planes=preset.isr.action_planes),
-                     isr.network(preset.isr, world.N_ACTIONS))
-    return RunSpec(wp, caregiver.caregiver(), presence.present(), jnp.float32(0.0), blank)
+    blank = _isr(preset, wp).init(jax.random.PRNGKey(0))
+    return RunSpec(wp, caregivers.caregiver(), presence.present(), jnp.float32(0.0), blank)
+
+
+def _isr(preset: Preset, wp) -> reward_models.Bound:
+    return reward_models.bind(reward_models.ISR, preset.isr, world.COIN, wp)
 
 
 def _summary(values: list[float]) -> dict:
@@ -40,7 +42,7 @@ def _summary(values: list[float]) -> dict:
 
 
 def training_throughput(preset: Preset, seeds: int, updates: int, repeats: int, size: int = 5) -> dict:
-    learner = Learner(preset.ppo, world.COIN, use_isr=False)
+    learner = Learner(preset.ppo, world.COIN)
     spec = stack([_spec(preset, size)] * seeds)
     state = jax.vmap(learner.init)(jax.random.split(jax.random.PRNGKey(0), seeds), spec.world)
     state, spec = devices.shard((state, spec), seeds)  # as experiments run: runs over the devices
@@ -70,7 +72,7 @@ def training_throughput(preset: Preset, seeds: int, updates: int, repeats: int, 
 
 def compute_bound(preset: Preset, seeds: int, repeats: int, steps: int = 64) -> dict:
     """Forward + backward of the network alone at the training minibatch, vmapped over runs."""
-    learner = Learner(preset.ppo, world.COIN, use_isr=False)
+    learner = Learner(preset.ppo, world.COIN)
     cfg = preset.ppo
     spec = stack([_spec(preset)] * seeds)
     state = jax.vmap(learner.init)(jax.random.split(jax.random.PRNGKey(0), seeds), spec.world)
@@ -120,8 +122,8 @@ def profile(preset: Preset, seeds: int, repeats: int) -> dict:
     from . import env as env_
 
     cfg = preset.ppo
-    plain = Learner(cfg, world.COIN, use_isr=False)
-    with_isr = Learner(cfg, world.COIN, use_isr=True, isr_cfg=preset.isr)
+    plain = Learner(cfg, world.COIN)
+    with_isr = Learner(cfg, world.COIN, reward_model=_isr(preset, world.coin_params()))
     spec = stack([_spec(preset)] * seeds).replace(isr_gain=np.ones(seeds, np.float32))
     state = jax.jit(jax.vmap(plain.init))(jax.random.split(jax.random.PRNGKey(0), seeds), spec.world)
     state, spec = devices.shard((state, spec), seeds)

@@ -1,12 +1,19 @@
-"""The ``internalize`` command line.
+"""The ``internalize`` command line: parsing and dispatch only.
 
     internalize run EXPERIMENT [--quick] [--preset fast|paper] [--config FILE] [--SETTING VALUE ...]
     internalize reproduce [--quick] [--preset fast|paper] [--config FILE] [--SETTING VALUE ...]
     internalize config EXPERIMENT [--quick] [--preset ...] [--config FILE] [--SETTING VALUE ...]
     internalize render EXPERIMENT [--condition isr] [--seed 0] [--phase autonomy]
-    internalize report DIR [--tensorboard DIR]
+    internalize report [--results DIR] [--tensorboard DIR]
     internalize bench [--json]
-    internalize list [DIR]
+    internalize list [--results DIR]
+    internalize list-experiments
+    internalize --version
+
+EXPERIMENT is a built-in or registered name (``internalize list-experiments``), or a user's
+experiment: ``mypkg.mymod:EXPERIMENT``, ``path/to/file.py:EXPERIMENT`` or ``path/to/file.py``.
+The results folder is ``--results DIR`` in every command (default ``results``); the older
+spellings stay as aliases (``run --out``, ``report DIR``, ``list DIR``).
 
 Every setting of a run (``internalize config EXPERIMENT`` prints them all) can be given as
 ``--ppo.lr 3e-3`` or in a TOML file (``--config FILE``); the command line wins over the file.
@@ -68,11 +75,9 @@ def _seed(text: str) -> int:
 def _prescan(argv: list[str]) -> tuple[str | None, str, bool]:
     """The experiment, preset and quick flag named on a command line, before parsing it (so that
     ``--help`` can show each setting's default for them)."""
-    from .experiments import EXPERIMENTS
-
     name = None
     if argv and argv[0] in ("run", "config"):
-        name = next((a for a in argv[1:] if a in EXPERIMENTS), None)
+        name = next((a for a in argv[1:] if not a.startswith("-")), None)
     preset = "fast"
     for i, a in enumerate(argv):
         if a == "--preset" and i + 1 < len(argv):
@@ -82,6 +87,16 @@ def _prescan(argv: list[str]) -> tuple[str | None, str, bool]:
     return name, preset, "--quick" in argv
 
 
+def _find(name: str):
+    """``(experiment, reference)`` a command line names; UsageError (one line) if none."""
+    from .experiments import registry
+
+    try:
+        return registry.resolve(name)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
 def _setting_defaults(name: str | None, preset_name: str, quick: bool) -> dict[str, tuple]:
     """{dotted setting: (type, default text, help)} for one experiment, or common to all (reproduce)."""
     from . import config as cfg
@@ -89,14 +104,20 @@ def _setting_defaults(name: str | None, preset_name: str, quick: bool) -> dict[s
     from .experiments import EXPERIMENTS, settings_for
 
     preset = PRESETS.get(preset_name, PRESETS["fast"])
-    names = [name] if name else list(EXPERIMENTS)
-    per_exp = [{st.name: st for st in cfg.settings(settings_for(EXPERIMENTS[n], preset, quick=quick))} for n in names]
+    if name:
+        try:
+            exps = [_find(name)[0]]
+        except UsageError:
+            return {}  # reported when the arguments are parsed
+    else:
+        exps = list(EXPERIMENTS.values())
+    per_exp = [{st.name: st for st in cfg.settings(settings_for(e, preset, quick=quick))} for e in exps]
     out = {}
     for key, st in per_exp[0].items():
         if key in NOT_SETTINGS or not all(key in d for d in per_exp):
             continue
-        if not name and key.startswith("world."):
-            continue  # worlds differ in kind between experiments: set them per experiment (run)
+        if not name and key.startswith(("world.", "caregiver.")):
+            continue  # worlds and caregivers differ in kind between experiments: set them per experiment (run)
         same = all(d[key].default == st.default for d in per_exp)
         default = _show(st.default) if same else "per experiment, see internalize config EXPERIMENT"
         out[key] = (st.type, default, st.help)
@@ -111,7 +132,12 @@ def _show(v) -> str:
     return str(v).lower() if isinstance(v, bool) else str(v)
 
 
+EXPERIMENT_HELP = ("a built-in or registered experiment (internalize list-experiments), or your own: "
+                   "module:EXPERIMENT, path/to/file.py:EXPERIMENT or path/to/file.py")
+
+
 def _build_parser(argv: list[str] | None = None) -> _Parser:
+    from . import __version__
     from . import config as cfg
     from .config import PRESETS
     from .experiments import EXPERIMENTS
@@ -120,6 +146,7 @@ def _build_parser(argv: list[str] | None = None) -> _Parser:
     exp_name, preset_name, quick = _prescan(argv)
     p = _Parser(prog="internalize", description="Value internalization from social reward (Rong & "
                 "Kleiman-Weiner, 2024): socialize, internalize, go autonomous.")
+    p.add_argument("--version", action="version", version=f"internalize {__version__}")
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
     sub.required = True
 
@@ -143,17 +170,24 @@ def _build_parser(argv: list[str] | None = None) -> _Parser:
             g.add_argument(*flags, dest=f"set:{key}", default=None, metavar=cfg.type_name(typ),
                            help=f"{help_} (default: {default})".replace("%", "%%"))
 
+    def results_flag(sp, *aliases: str):
+        sp.add_argument("--results", *aliases, dest="results", type=Path, default=None, metavar="DIR",
+                        help="the results folder (default results/)"
+                        + (f"; {' and '.join(aliases)} is the same" if aliases else ""))
+
     def output_flags(sp):
-        sp.add_argument("--out", type=Path, default=Path("results"), help="results folder (default results/)")
+        results_flag(sp, "--out")
         sp.add_argument("--no-progress", action="store_true", help="no live progress bar")
         sp.add_argument("--tensorboard", type=Path, default=None, metavar="DIR",
                         help="also write TensorBoard event files of every run's curves here (needs tensorboardX)")
         sp.add_argument("--checkpoint-every", type=_nonnegative_float, default=60.0, metavar="SECONDS",
                         help="checkpoint a run in progress this often (at chunk boundaries; default 60); "
                              "a rerun of a crashed run resumes from its last checkpoint")
+        sp.add_argument("--ignore-memory-check", action="store_true",
+                        help="run even when the run's estimated peak memory exceeds the memory available")
 
     r = sub.add_parser("run", help="run one experiment (reusing stored results of the same settings)")
-    r.add_argument("experiment", help=f"one of: {', '.join(EXPERIMENTS)}")
+    r.add_argument("experiment", help=EXPERIMENT_HELP)
     settings_flags(r, exp_name)
     output_flags(r)
 
@@ -164,23 +198,24 @@ def _build_parser(argv: list[str] | None = None) -> _Parser:
     output_flags(rp)
 
     c = sub.add_parser("config", help="print an experiment's resolved settings as TOML (defaults, file, flags)")
-    c.add_argument("experiment", help=f"one of: {', '.join(EXPERIMENTS)}")
+    c.add_argument("experiment", help=EXPERIMENT_HELP)
     settings_flags(c, exp_name)
 
     rd = sub.add_parser("render", help="write a GIF of a stored run's agent acting (drawn from state)")
-    rd.add_argument("experiment", help=f"one of: {', '.join(EXPERIMENTS)}")
+    rd.add_argument("experiment", help=EXPERIMENT_HELP)
     rd.add_argument("--condition", default="isr", help="condition or arm name (default isr)")
     rd.add_argument("--seed", type=_seed, default=0, help="which seed's policy (default 0)")
     rd.add_argument("--phase", choices=("socialize", "autonomy"), default="autonomy",
                     help="the policy at the end of this phase (default autonomy)")
-    rd.add_argument("--results", type=Path, default=Path("results"), help="results folder to read (default results/)")
+    results_flag(rd)
     rd.add_argument("--run", default=None, help="run folder name in it (default: the experiment's newest run)")
     rd.add_argument("--episodes", type=_positive_int, default=1, help="episodes in the GIF (default 1)")
-    rd.add_argument("--out", type=Path, default=None,
-                    help="GIF path (default <run folder>/render_<condition>_<phase>_seed<seed>.gif)")
+    rd.add_argument("--gif", "--out", dest="gif", type=Path, default=None,
+                    help="GIF path (default <run folder>/render_<condition>_<phase>_seed<seed>.gif); --out is the same")
 
     rep = sub.add_parser("report", help="rebuild summaries and figures from stored results")
-    rep.add_argument("dir", type=Path)
+    rep.add_argument("dir", nargs="?", type=Path, default=None, metavar="DIR", help="same as --results DIR")
+    results_flag(rep)
     rep.add_argument("--tensorboard", type=Path, default=None, metavar="DIR",
                      help="also write TensorBoard event files of every run's curves here (needs tensorboardX)")
 
@@ -197,10 +232,21 @@ def _build_parser(argv: list[str] | None = None) -> _Parser:
                    help="also time one update by parts: environment, policy forward, PPO learning, ISR reward")
     b.add_argument("--out", type=Path, default=None, help="write bench.json (and the scaling figure) here")
 
-    ls = sub.add_parser("list", help="experiments, presets, conditions and maps; with DIR, the runs stored there")
-    ls.add_argument("dir", nargs="?", type=Path, default=None,
-                    help="a results folder: list the runs stored in it (one per experiment folder)")
+    ls = sub.add_parser("list", help="experiments, presets, conditions, worlds, caregivers, reward models and maps; "
+                                     "with --results DIR, the runs stored there")
+    ls.add_argument("dir", nargs="?", type=Path, default=None, metavar="DIR", help="same as --results DIR")
+    results_flag(ls)
+
+    sub.add_parser("list-experiments", help="built-in and registered experiments, a line each")
     return p
+
+
+def _results_dir(args, default: Path | None = Path("results")) -> Path | None:
+    """The results folder a command names (--results, or an old spelling), or ``default``."""
+    given = [d for d in (getattr(args, "results", None), getattr(args, "dir", None)) if d is not None]
+    if len(given) == 2 and given[0] != given[1]:
+        raise UsageError(f"two results folders named: {str(given[0])!r} and {str(given[1])!r}; name one")
+    return given[0] if given else default
 
 
 def setup_jax() -> None:
@@ -258,11 +304,12 @@ def _print_claims(summary: dict) -> None:
 
 
 def _resolve(names: list[str], args) -> list[tuple]:
-    """Each experiment's (experiment, preset, settings) from its defaults, the TOML file and the
-    flags, all checked before any work starts. Raises UsageError naming the first problem."""
+    """Each experiment's ``(declaration, preset, settings, reference)`` from its defaults, the
+    TOML file and the flags, all checked (the memory check included, for commands that run)
+    before any work starts. Raises UsageError naming the first problem."""
     from . import config as cfg
-    from . import experiments
     from .config import PRESETS
+    from .experiments import capacity, configure, settings_for
 
     if args.preset not in PRESETS:
         raise UsageError(f"unknown preset {args.preset!r}; known: {', '.join(PRESETS)}")
@@ -276,23 +323,25 @@ def _resolve(names: list[str], args) -> list[tuple]:
         if value is not None:
             flags[key] = str(value)
     if len(names) > 1:
-        worldly = [k for k in from_file if k.startswith("world.")]
+        worldly = [k for k in from_file if k.startswith(("world.", "caregiver."))]
         if worldly:
             raise UsageError(f"{args.config}: {worldly[0]} differs in kind between experiments; "
-                             "set worlds per experiment with `internalize run EXPERIMENT`")
+                             "set worlds and caregivers per experiment with `internalize run EXPERIMENT`")
     out = []
     for name in names:
-        exp = experiments.EXPERIMENTS[name]
+        exp, ref = _find(name)
         preset = PRESETS[args.preset]
-        where = f" (experiment {name})" if len(names) > 1 else ""
+        where = f" (experiment {exp.name})" if len(names) > 1 else ""
         try:
-            s = experiments.settings_for(exp, preset, quick=args.quick)
+            s = settings_for(exp, preset, quick=args.quick)
             s = cfg.override(s, from_file, parsed=True)
             s = cfg.override(s, flags, parsed=False)
-            exp2, preset2 = experiments.configure(exp, preset, s)
-        except ValueError as e:
+            exp2, preset2 = configure(exp, preset, s)
+            if not getattr(args, "ignore_memory_check", True):
+                capacity.check_memory(exp2, preset2, s)
+        except (ValueError, TypeError) as e:
             raise UsageError(f"{e}{where}") from None
-        out.append((exp2, preset2, s))
+        out.append((exp, preset, s, ref))
     return out
 
 
@@ -300,7 +349,7 @@ def _check_out(args) -> None:
     from .results import check_writable_dir
 
     try:
-        check_writable_dir(args.out)
+        check_writable_dir(args.results)
     except ValueError as e:
         raise UsageError(str(e)) from None
     if args.tensorboard is not None:
@@ -317,25 +366,23 @@ def _check_out(args) -> None:
 def _run_experiments(resolved: list[tuple], args) -> list[dict]:
     """Run (or find stored) each resolved experiment; print where its results are and its claims."""
     from . import experiments
-
     from .results import check_writable_dir
 
-    for exp, preset, s in resolved:  # every run folder is checked before any work starts
+    for exp, preset, s, _ in resolved:  # every run folder is checked before any work starts
         try:
-            folder, _ = experiments.run_folder(args.out, exp, preset, s.seeds, exp.quick if args.quick else exp.budget,
-                                               s.seed)
+            folder, _ = experiments.run_folder(args.results, exp, preset, s)
             check_writable_dir(folder)
         except ValueError as e:
             raise UsageError(str(e)) from None
     out_summaries = []
     with _ProgressBar(not args.no_progress) as bar:
-        for exp, preset, s in resolved:
-            budget = exp.quick if args.quick else exp.budget
-            total = experiments.total_steps(exp, preset, s.seeds, budget)
+        for exp, preset, s, ref in resolved:
+            configured, preset2 = experiments.configure(exp, preset, s)
+            total = experiments.total_steps(configured, preset2, s.seeds, s.budget)
             t0 = time.perf_counter()
-            summary = experiments.run(exp, preset, s.seeds, args.out, quick=args.quick, root_seed=s.seed,
+            summary = experiments.run(exp, preset, s.seeds, args.results, quick=args.quick, root_seed=s.seed,
                                       progress=bar.task(exp.name, total), settings=s,
-                                      checkpoint_every=args.checkpoint_every)
+                                      checkpoint_every=args.checkpoint_every, ref=ref)
             if summary.get("resumed"):
                 print(f"{exp.name}: resumed from checkpoints {', '.join(summary['resumed'])}")
             folder = Path(summary["folder"])
@@ -357,7 +404,7 @@ def _run_experiments(resolved: list[tuple], args) -> list[dict]:
 def _cmd_config(args) -> None:
     from . import config as cfg
 
-    (exp, preset, s), = _resolve([args.experiment], args)
+    (exp, preset, s, _), = _resolve([args.experiment], args)
     flags = " ".join(sys.argv[1:]) if sys.argv[1:2] == ["config"] else f"config {args.experiment}"
     print(f"# internalize {flags}")
     print(f"# experiment {exp.name}, preset {preset.name}{', quick budget' if args.quick else ''}. "
@@ -368,9 +415,10 @@ def _cmd_config(args) -> None:
 def _cmd_render(args) -> None:
     from . import replay
 
-    try:  # main() has checked the experiment's name
-        folder = replay.find_run(args.results, args.experiment, args.run)
-        out = args.out or folder / f"render_{args.condition.replace('/', '_')}_{args.phase}_seed{args.seed}.gif"
+    exp, ref = _find(args.experiment)
+    try:
+        folder = replay.find_run(_results_dir(args), exp.name, args.run)
+        out = args.gif or folder / f"render_{args.condition.replace('/', '_')}_{args.phase}_seed{args.seed}.gif"
         path = replay.render_gif(folder, args.condition, args.seed, args.phase, out, episodes=args.episodes)
     except (ValueError, FileNotFoundError) as e:
         raise UsageError(str(e)) from None
@@ -378,18 +426,39 @@ def _cmd_render(args) -> None:
 
 
 def _cmd_list() -> None:
-    from . import conditions, world
+    from . import caregivers, conditions, reward_models, worlds
     from .config import PRESETS
-    from .experiments import EXPERIMENTS
+    from .experiments import known
 
     print("experiments:")
-    for e in EXPERIMENTS.values():
+    for e in known().values():
         print(f"  {e.name}: {e.title}")
     print("presets: " + ", ".join(PRESETS))
     print("conditions:")
     for c in conditions.CONDITIONS.values():
         print(f"  {c.name}: {c.description}")
-    print("maps: " + ", ".join(world.NAMED_MAPS))
+    print("worlds: " + ", ".join(worlds.known()))
+    print("caregivers: " + ", ".join(caregivers.known()))
+    print("reward models: " + ", ".join(reward_models.known()))
+    print("maps: " + ", ".join(worlds.coin.NAMED_MAPS))
+    _print_plugin_problems()
+
+
+def _print_plugin_problems() -> None:
+    from . import registry
+
+    for where, why in registry.problems().items():
+        print(f"  plug-in {where} failed to load: {why}", file=sys.stderr)
+
+
+def _cmd_list_experiments() -> None:
+    from .experiments import registry
+
+    builtin = registry.BUILTIN
+    for name, e in registry.known().items():
+        origin = "built in" if name in builtin else "registered"
+        print(f"{name}\t{origin}\t{e.title}")
+    _print_plugin_problems()
 
 
 def _cmd_list_runs(root: Path) -> None:
@@ -428,119 +497,119 @@ def _cmd_list_runs(root: Path) -> None:
         print(f"{folder.name:<24} {what} unfinished{ckpt}: the same command resumes it")
 
 
+def _cmd_report(args) -> None:
+    from .experiments import check_schema, markdown, report
+    from .results import read_json
+
+    root = _results_dir(args)
+    if not root.is_dir():
+        raise UsageError(f"results directory {str(root)!r} does not exist")
+    found = sorted(p.parent for p in root.glob("*/config.json"))
+    if not found:
+        raise UsageError(f"no experiment results (*/config.json) under {str(root)!r}")
+    if args.tensorboard is not None:
+        args.results = root
+        _check_out(args)
+    for folder in found:  # every folder is checked before anything is rewritten
+        try:
+            check_schema(folder, read_json(folder / "config.json"))
+        except (OSError, ValueError) as e:
+            raise UsageError(str(e) if "schema" in str(e) else f"{folder}/config.json is unreadable: {e}") from None
+    with _ProgressBar(sys.stderr.isatty(), unit="runs") as bar:
+        tick = bar.task("rebuilding", len(found))
+        for folder in found:
+            try:
+                summary = report(folder)
+            except ValueError as e:
+                raise UsageError(str(e)) from None
+            tick(1)
+            print(f"{folder.name}: rebuilt summary.json and {', '.join(summary['figures'])}")
+            _print_claims(summary)
+            if args.tensorboard is not None:
+                from . import logs
+
+                print(f"  TensorBoard: {logs.write_tensorboard(folder, args.tensorboard)}")
+    print(f"report: {markdown.write(root)}")
+
+
+def _cmd_reproduce(args) -> None:
+    from .experiments import EXPERIMENTS, markdown
+
+    names = list(EXPERIMENTS)
+    if args.only is not None:
+        names = [n.strip() for n in args.only.split(",") if n.strip()]
+        unknown = [n for n in names if n not in EXPERIMENTS]
+        if unknown or not names:
+            raise UsageError(f"--only: unknown experiment {(unknown or [''])[0]!r}; "
+                             f"known: {', '.join(EXPERIMENTS)}")
+    resolved = _resolve(names, args)
+    _check_out(args)
+    setup_jax()
+    t0 = time.perf_counter()
+    summaries = _run_experiments(resolved, args)
+    path = markdown.write(args.results, total_wall=time.perf_counter() - t0,
+                          folders=[Path(s["folder"]) for s in summaries])
+    failed = [c["id"] for s in summaries for c in s["claims"] if not c["holds"]]
+    print(f"figures and summaries: {args.results}/<experiment>/; report: {path}")
+    if failed:
+        print(f"claims that do not hold: {', '.join(failed)}")
+
+
+def _cmd_bench(args) -> None:
+    from . import bench
+    from .results import check_writable_dir
+
+    if args.anchor is not None:
+        anchor = Path(args.anchor)
+        if not (anchor.is_file() and os.access(anchor, os.X_OK)):
+            raise UsageError(f"--anchor {args.anchor!r} is not an executable Python "
+                             "(set it up with ../shared/anchors/setup.sh)")
+        if bench.find_anchor_script() is None:
+            raise UsageError(f"anchor script sb3_coin.py not found; set {bench.ANCHOR_SCRIPT_ENV}")
+    if args.out is not None:
+        try:
+            check_writable_dir(args.out)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+    setup_jax()
+    try:
+        bench.main(json_out=args.json, repeats=args.repeats, seeds=args.seeds, anchor=args.anchor,
+                   anchor_steps=args.anchor_steps, scale=args.scaling, out=args.out, prof=args.profile)
+    except RuntimeError as e:
+        raise UsageError(str(e)) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)  # per-experiment lines appear as they happen, even in a log
     try:
         args = _build_parser(argv).parse_args(argv)
+        if args.command in ("run", "reproduce"):
+            args.results = _results_dir(args)
         if args.command == "list":
-            if args.dir is None:
+            root = _results_dir(args, default=None)
+            if root is None:
                 _cmd_list()
             else:
-                _cmd_list_runs(args.dir)
-            return 0
-        if args.command in ("run", "config", "render"):
-            from .experiments import EXPERIMENTS
-
-            if args.experiment not in EXPERIMENTS:
-                raise UsageError(f"unknown experiment {args.experiment!r}; known: {', '.join(EXPERIMENTS)}")
-        if args.command == "config":
+                _cmd_list_runs(root)
+        elif args.command == "list-experiments":
+            _cmd_list_experiments()
+        elif args.command == "config":
             _cmd_config(args)
-            return 0
-        if args.command == "render":
+        elif args.command == "render":
             setup_jax()
             _cmd_render(args)
-            return 0
-        if args.command == "run":
+        elif args.command == "run":
             resolved = _resolve([args.experiment], args)
             _check_out(args)
             setup_jax()
             _run_experiments(resolved, args)
-            return 0
-        if args.command == "reproduce":
-            from . import report
-            from .experiments import EXPERIMENTS
-
-            names = list(EXPERIMENTS)
-            if args.only is not None:
-                names = [n.strip() for n in args.only.split(",") if n.strip()]
-                unknown = [n for n in names if n not in EXPERIMENTS]
-                if unknown or not names:
-                    raise UsageError(f"--only: unknown experiment {(unknown or [''])[0]!r}; "
-                                     f"known: {', '.join(EXPERIMENTS)}")
-            resolved = _resolve(names, args)
-            _check_out(args)
-            setup_jax()
-            t0 = time.perf_counter()
-            summaries = _run_experiments(resolved, args)
-            path = report.write(args.out, total_wall=time.perf_counter() - t0,
-                                folders=[Path(s["folder"]) for s in summaries])
-            failed = [c["id"] for s in summaries for c in s["claims"] if not c["holds"]]
-            print(f"figures and summaries: {args.out}/<experiment>/; report: {path}")
-            if failed:
-                print(f"claims that do not hold: {', '.join(failed)}")
-            return 0
-        if args.command == "report":
-            from . import report as report_md
-            from .experiments import report
-
-            if not args.dir.is_dir():
-                raise UsageError(f"results directory {str(args.dir)!r} does not exist")
-            found = sorted(p.parent for p in args.dir.glob("*/config.json"))
-            if not found:
-                raise UsageError(f"no experiment results (*/config.json) under {str(args.dir)!r}")
-            if args.tensorboard is not None:
-                args.out = args.dir
-                _check_out(args)
-            from .experiments import check_schema
-            from .results import read_json
-
-            for folder in found:  # every folder is checked before anything is rewritten
-                try:
-                    check_schema(folder, read_json(folder / "config.json"))
-                except (OSError, ValueError) as e:
-                    raise UsageError(str(e) if "schema" in str(e) else f"{folder}/config.json is unreadable: {e}") \
-                        from None
-            with _ProgressBar(sys.stderr.isatty(), unit="runs") as bar:
-                tick = bar.task("rebuilding", len(found))
-                for folder in found:
-                    try:
-                        summary = report(folder)
-                    except ValueError as e:
-                        raise UsageError(str(e)) from None
-                    tick(1)
-                    print(f"{folder.name}: rebuilt summary.json and {', '.join(summary['figures'])}")
-                    _print_claims(summary)
-                    if args.tensorboard is not None:
-                        from . import logs
-
-                        print(f"  TensorBoard: {logs.write_tensorboard(folder, args.tensorboard)}")
-            print(f"report: {report_md.write(args.dir)}")
-            return 0
-        if args.command == "bench":
-            from . import bench
-            from .results import check_writable_dir
-
-            if args.anchor is not None:
-                anchor = Path(args.anchor)
-                if not (anchor.is_file() and os.access(anchor, os.X_OK)):
-                    raise UsageError(f"--anchor {args.anchor!r} is not an executable Python "
-                                     "(set it up with ../shared/anchors/setup.sh)")
-                if bench.find_anchor_script() is None:
-                    raise UsageError(f"anchor script sb3_coin.py not found; set {bench.ANCHOR_SCRIPT_ENV}")
-            if args.out is not None:
-                try:
-                    check_writable_dir(args.out)
-                except ValueError as e:
-                    raise UsageError(str(e)) from None
-            setup_jax()
-            try:
-                bench.main(json_out=args.json, repeats=args.repeats, seeds=args.seeds, anchor=args.anchor,
-                           anchor_steps=args.anchor_steps, scale=args.scaling, out=args.out,
-                           prof=args.profile)
-            except RuntimeError as e:
-                raise UsageError(str(e)) from None
-            return 0
+        elif args.command == "reproduce":
+            _cmd_reproduce(args)
+        elif args.command == "report":
+            _cmd_report(args)
+        elif args.command == "bench":
+            _cmd_bench(args)
     except UsageError as e:
         print(f"internalize: error: {e}", file=sys.stderr)
         return EXIT_USAGE

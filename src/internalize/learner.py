@@ -1,12 +1,15 @@
 """The learner: PPO in JAX with the whole update compiled (SPEC 4; PureJaxRL pattern).
 
-One *run* is one learner in one world under one caregiver/presence/ISR setting. Everything a
-run needs is in two pytrees: :class:`RunState` (what changes: network, optimizer, the
-environments) and :class:`RunSpec` (what is fixed for a phase: world parameters, caregiver,
-presence schedule, ISR). Runs of different seeds and conditions share shapes, so a batch of
+One *run* is one learner in one world under one caregiver/presence/reward-model setting.
+Everything a run needs is in two pytrees: :class:`RunState` (what changes: network, optimizer,
+the environments, the caregiver's memory) and :class:`RunSpec` (what is fixed for a phase:
+world parameters, caregiver, presence schedule, the frozen reward model's parameters). Runs of different seeds and conditions share shapes, so a batch of
 them is one ``vmap``. The update follows Stable-Baselines3's PPO, which the authors ran:
 rollout, truncation bootstrap, GAE, epochs of shuffled minibatches with per-minibatch
 advantage normalization, clipped policy loss, unclipped value loss, global-norm clipping.
+
+What does not live here: the phases that call it (:mod:`internalize.phases`), how a reward
+model is fitted (:mod:`internalize.reward_models`), the worlds and caregivers it is given.
 """
 from __future__ import annotations
 
@@ -17,11 +20,10 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from . import caregiver as caregiver_
+from . import caregivers as caregivers_
 from . import env as env_
-from . import isr as isr_
 from . import presence as presence_
-from .config import ISRConfig, PPOConfig
+from .config import PPOConfig
 from .distributions import Categorical
 from .networks import actor_critic
 
@@ -31,10 +33,10 @@ class RunSpec:
     """What is fixed for a run during a phase (vmapped over runs)."""
 
     world: Any  # the world's params pytree
-    caregiver: caregiver_.Caregiver
+    caregiver: Any  # a caregiver (internalize.caregivers) as arrays
     presence: presence_.Presence
-    isr_gain: jax.Array  # float32 [], 1 to use the ISR's R_i when the caregiver is absent, 0 for none
-    isr_params: Any  # the frozen ISR's parameters (any valid params when isr_gain is 0)
+    isr_gain: jax.Array  # float32 [], 1 to use the reward model's R_i when the caregiver is absent, 0 for none
+    isr_params: Any  # the frozen reward model's (the ISR's) parameters (any valid params when isr_gain is 0)
     isr_replaces_reward: jax.Array = struct.field(default_factory=lambda: jnp.float32(0.0))
     """float32 [], 1 where the ISR's R_i replaces the learner's whole reward, the environment's
     included, while the caregiver is absent (the prosocial world, SPEC 8); 0: R_e stays (SPEC 5)."""
@@ -51,6 +53,7 @@ class RunState:
     episode_draw: jax.Array  # float32 [n_envs], the presence draw of each current episode
     t: jax.Array  # int32 [], environment steps (per environment) taken in this phase
     key: jax.Array
+    caregiver_state: Any = ()  # [n_envs] the caregiver's memory (() for one without)
 
 
 class Transition(NamedTuple):
@@ -93,30 +96,34 @@ def gae(rewards, values, dones, last_value, gamma: float, lam: float):
 class Learner:
     """PPO over a world, built once per (config, world, phase kind); its methods are pure."""
 
-    def __init__(self, cfg: PPOConfig, env: env_.Env, *, use_isr: bool, isr_cfg: ISRConfig | None = None):
-        """``isr_cfg`` names the ISR's network and action planes (default: SPEC 5's)."""
+    def __init__(self, cfg: PPOConfig, env: env_.Env, reward_model=None):
+        """``reward_model``: the frozen reward model whose R_i stands in for the absent caregiver
+        (an :class:`internalize.reward_models.Bound`); none: R_i is 0 (no program computes it)."""
         cfg.validate()
         self.cfg = cfg
         self.env = env
-        self.use_isr = use_isr
-        self.isr_planes = isr_cfg.action_planes if isr_cfg else ISRConfig().action_planes
-        self.isr_net = isr_.network(isr_cfg, env.n_actions, 1 + env.other_agents, env.features)
+        self.reward_model = reward_model
         self.net = actor_critic(cfg.network, env.n_actions, cfg.hidden, env.features)
         self.tx = optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.lr, eps=cfg.adam_eps))
 
     # -- set-up -------------------------------------------------------------------------------
-    def init(self, key: jax.Array, world_params) -> RunState:
-        """A fresh learner with fresh environments (one run; vmap over runs)."""
+    def init(self, key: jax.Array, world_params, caregiver=None) -> RunState:
+        """A fresh learner with fresh environments and a fresh caregiver memory (one run; vmap
+        over runs)."""
         k_net, k_env, k_draw, key = jax.random.split(key, 4)
         obs, env_state = jax.vmap(self.env.reset, in_axes=(0, None))(
             jax.random.split(k_env, self.cfg.n_envs), world_params)
         params = self.net.init(k_net, obs[:1])
+        # The caregiver's key is folded from another (a new split would change every other draw).
+        cg_state = () if caregiver is None else caregivers_.initial_states(
+            caregiver, jax.random.fold_in(k_draw, 1), self.cfg.n_envs)
         return RunState(params, self.tx.init(params), env_state, obs,
-                        jax.random.uniform(k_draw, (self.cfg.n_envs,)), jnp.int32(0), key)
+                        jax.random.uniform(k_draw, (self.cfg.n_envs,)), jnp.int32(0), key, cg_state)
 
-    def enter_phase(self, state: RunState, key: jax.Array, world_params) -> RunState:
-        """Keep the network and optimizer state; start fresh environments for a new phase."""
-        fresh = self.init(key, world_params)
+    def enter_phase(self, state: RunState, key: jax.Array, world_params, caregiver=None) -> RunState:
+        """Keep the network and optimizer state; start fresh environments (and caregiver memory)
+        for a new phase."""
+        fresh = self.init(key, world_params, caregiver)
         return fresh.replace(params=state.params, opt_state=state.opt_state)
 
     # -- acting -------------------------------------------------------------------------------
@@ -127,38 +134,44 @@ class Learner:
     def rollout(self, state: RunState, spec: RunSpec):
         """Collect ``n_steps`` steps in each of ``n_envs`` environments. Returns (state, traj)."""
         step_env = jax.vmap(lambda k, s, a: env_.auto_reset_step(self.env, k, s, a, spec.world))
+        judge = jax.vmap(spec.caregiver.reward)
 
         def one(carry, _):
-            env_state, obs, draw, t, key = carry
+            env_state, obs, draw, t, key, cg_state = carry
             key, k_act, k_env, k_pres, k_draw = jax.random.split(key, 5)
             dist, value = self.policy(state.params, obs)
             action = dist.sample(k_act)
             p = presence_.sample(spec.presence, k_pres, t.astype(jnp.float32), draw)
             next_obs, next_state, r_e, term, trunc, info = step_env(
                 jax.random.split(k_env, self.cfg.n_envs), env_state, action)
+            # The caregiver judges the step as it happened (before any reset); its key is folded
+            # from the presence key (a new split would change every other draw).
+            k_cg = jax.random.split(jax.random.fold_in(k_pres, 1), self.cfg.n_envs)
+            cg_state, r_s, waive = judge(k_cg, cg_state, caregivers_.Step(
+                env_state, obs, action, info["final_state"], r_e, term, trunc, info))
             done = term | trunc
             draw = jnp.where(done, jax.random.uniform(k_draw, draw.shape), draw)
             isr_action = action[:, None]
             if self.env.other_agents:
                 isr_action = jnp.concatenate([isr_action, info["other_actions"].astype(jnp.int32)], -1)
-            tr = Transition(obs, action, dist.log_prob(action), value, r_e,
-                            caregiver_.social_reward(spec.caregiver, info),
-                            caregiver_.waived(spec.caregiver, info), p, term, trunc, info["final_obs"],
+            tr = Transition(obs, action, dist.log_prob(action), value, r_e, r_s.astype(jnp.float32),
+                            waive, p, term, trunc, info["final_obs"],
                             info["goal_reached"], info.get("forward", jnp.zeros_like(done)), isr_action)
-            return (next_state, next_obs, draw, t + 1, key), tr
+            return (next_state, next_obs, draw, t + 1, key, cg_state), tr
 
-        carry = (state.env_state, state.obs, state.episode_draw, state.t, state.key)
-        (env_state, obs, draw, t, key), traj = jax.lax.scan(one, carry, None, self.cfg.n_steps)
-        return state.replace(env_state=env_state, obs=obs, episode_draw=draw, t=t, key=key), traj
+        carry = (state.env_state, state.obs, state.episode_draw, state.t, state.key, state.caregiver_state)
+        (env_state, obs, draw, t, key, cg_state), traj = jax.lax.scan(one, carry, None, self.cfg.n_steps)
+        return state.replace(env_state=env_state, obs=obs, episode_draw=draw, t=t, key=key,
+                             caregiver_state=cg_state), traj
 
     def internal_reward(self, spec: RunSpec, obs, action):
-        """R_i of the frozen ISR for a batch of (obs, action); ``action``: ``int [..., agents]``."""
-        if not self.use_isr:
+        """R_i of the frozen reward model for a batch of (obs, action); ``action``: ``int [..., agents]``."""
+        if self.reward_model is None:
             return jnp.zeros(action.shape[:-1], jnp.float32)
 
         def one(args):
             o, a = args
-            return isr_.predict(spec.isr_params, isr_.inputs(o, a, self.env.n_actions, self.isr_planes), self.isr_net)
+            return self.reward_model.reward(spec.isr_params, o, a)
 
         # Over the rollout's time axis in slices of 16 steps: the ISR's conv activations for a
         # whole rollout of every batched run would take gigabytes at once.
@@ -269,7 +282,7 @@ class Learner:
         return state, metrics, data
 
     # -- evaluation ---------------------------------------------------------------------------
-    def evaluate(self, params, key: jax.Array, world_params, cg: caregiver_.Caregiver, n_episodes: int,
+    def evaluate(self, params, key: jax.Array, world_params, cg, n_episodes: int,
                  max_steps: int, deterministic: bool = True):
         """Returns per episode (SPEC 7.3: R_e + R_s with the caregiver present) and goals.
 
@@ -279,21 +292,25 @@ class Learner:
         k_reset, k_steps = jax.random.split(key)
         obs, st = jax.vmap(self.env.reset, in_axes=(0, None))(jax.random.split(k_reset, n_episodes), world_params)
         step_env = jax.vmap(self.env.step, in_axes=(0, 0, 0, None))
+        judge = jax.vmap(cg.reward)
 
         def one(carry, key):
-            obs, st, alive, ret, goals = carry
+            obs, st, alive, ret, goals, cg_state = carry
             k_act, k_env = jax.random.split(key)
             dist, _ = self.policy(params, obs)
             action = dist.mode() if deterministic else dist.sample(k_act)
-            obs, st, r_e, term, trunc, info = step_env(jax.random.split(k_env, n_episodes), st, action, world_params)
-            r_s = caregiver_.social_reward(cg, info)
-            r = presence_.utility(r_e, r_s, 0.0, 1.0, caregiver_.waived(cg, info))
+            obs2, st2, r_e, term, trunc, info = step_env(jax.random.split(k_env, n_episodes), st, action,
+                                                         world_params)
+            cg_state, r_s, waive = judge(jax.random.split(jax.random.fold_in(k_env, 1), n_episodes), cg_state,
+                                         caregivers_.Step(st, obs, action, st2, r_e, term, trunc, info))
+            r = presence_.utility(r_e, r_s, 0.0, 1.0, waive)
             ret = ret + alive * r
             goals = goals + alive * info["goal_reached"]
             alive = alive * (1.0 - (term | trunc))
-            return (obs, st, alive, ret, goals), None
+            return (obs2, st2, alive, ret, goals, cg_state), None
 
         zeros = jnp.zeros(n_episodes)
-        (_, _, _, ret, goals), _ = jax.lax.scan(one, (obs, st, jnp.ones(n_episodes), zeros, zeros),
-                                                jax.random.split(k_steps, max_steps))
+        cg0 = caregivers_.initial_states(cg, jax.random.fold_in(k_reset, 1), n_episodes)
+        (_, _, _, ret, goals, _), _ = jax.lax.scan(one, (obs, st, jnp.ones(n_episodes), zeros, zeros, cg0),
+                                                   jax.random.split(k_steps, max_steps))
         return ret, goals

@@ -12,7 +12,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import world
 
 
 def _orthonormal_columns(a: jax.Array) -> jax.Array:
@@ -122,25 +121,13 @@ class PaperActorCritic(nn.Module):
         return _heads(x, self.hidden, self.n_actions)
 
 
-def compact_features(obs):
-    """The ``fast`` preset's encoding: wall and goal planes of the egocentric view, flat.
-
-    The view is egocentric, so the agent's position and direction are implicit; walls and the
-    goal are all that varies. ``uint8 [..., V, V, 4] -> float32 [..., 2 * V * V]``.
-    """
-    walls = (obs[..., 0] == world.OBJ_WALL).astype(jnp.float32)
-    goal = obs[..., 3].astype(jnp.float32)
-    flat = jnp.stack([walls, goal], -1)
-    return flat.reshape(flat.shape[:-3] + (-1,))
-
-
 class MLPActorCritic(nn.Module):
     """The ``fast`` preset's network: separate tanh MLPs on the compact encoding."""
 
     n_actions: int
-    hidden: Sequence[int] = (64, 64)
-    features: Callable = compact_features
-    """The world's compact encoding (default: the coin world's)."""
+    hidden: Sequence[int]
+    features: Callable
+    """The world's compact encoding of an observation (``Env.features``)."""
 
     @nn.compact
     def __call__(self, obs):
@@ -151,7 +138,9 @@ def actor_critic(name: str, n_actions: int, hidden: Sequence[int], features: Cal
     if name == "paper_cnn":
         return PaperActorCritic(n_actions, tuple(hidden))
     if name == "mlp":
-        return MLPActorCritic(n_actions, tuple(hidden), features or compact_features)
+        if features is None:
+            raise ValueError("the mlp network needs the world's compact encoding of an observation (Env.features)")
+        return MLPActorCritic(n_actions, tuple(hidden), features)
     raise ValueError(f"unknown network {name!r}")
 
 
@@ -181,8 +170,8 @@ class ISRMLP(nn.Module):
     """
 
     n_codes: int
-    hidden: Sequence[int] = (64, 64)
-    features: Callable = compact_features
+    hidden: Sequence[int]
+    features: Callable
 
     @nn.compact
     def __call__(self, x):

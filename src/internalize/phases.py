@@ -3,6 +3,10 @@
 Each phase runs a batch of runs (seeds, or seeds x conditions) as one vmapped, compiled
 program, called in chunks of updates so that long work reports progress and can be
 checkpointed between chunks. Results come back as NumPy arrays with a leading runs axis.
+
+What does not live here: the PPO update (:mod:`internalize.learner`), a reward model's fit
+(:mod:`internalize.reward_models`), and which phases an experiment runs in which order
+(:mod:`internalize.experiments.pipeline`).
 """
 from __future__ import annotations
 
@@ -18,9 +22,9 @@ import numpy as np
 from flax import serialization
 
 from . import devices
-from . import isr as isr_
+from . import reward_models
+from .reward_models import isr as isr_
 from .checkpoints import Checkpoints, as_list
-from .config import ISRConfig
 from .learner import Learner, RunSpec, RunState
 
 Progress = Callable[[int], None]  # called with environment steps just done (all runs)
@@ -154,7 +158,7 @@ def socialize(learner: Learner, keys: jax.Array, spec: RunSpec, steps: int, chun
               ckpt: Checkpoints | None = None) -> PhaseResult:
     """Socialization (SPEC 2): the caregiver is present; every step is kept for the ISR."""
     init = _cached(learner, ("init",), lambda: jax.jit(jax.vmap(learner.init)))
-    state = init(keys, spec.world)
+    state = init(keys, spec.world, spec.caregiver)
     return run(learner, state, spec, n_updates(steps, learner.cfg.batch_size), chunk, collect=True,
                progress=progress, snapshots=snapshots, ckpt=ckpt, tag="socialize")
 
@@ -172,13 +176,13 @@ class Internalized:
     test_mask: np.ndarray  # [seeds, prefixes, T] which slots are held-out steps
 
 
-def internalize(keys: jax.Array, data: tuple, cfg: ISRConfig, n_actions: int,
-                prefixes: tuple[int, ...] | None = None, features=None) -> Internalized:
-    """Fit ISRs on each run's socialization data (SPEC 5), all runs and prefixes at once.
+def internalize(keys: jax.Array, data: tuple, model: reward_models.Bound,
+                prefixes: tuple[int, ...] | None = None) -> Internalized:
+    """Fit a reward model (the ISR, SPEC 5) on each run's socialization data, all runs and
+    prefixes at once.
 
-    ``prefixes``: fit one ISR per prefix length (the first n steps, as if socialization had
-    stopped there), default the whole phase. ``features``: the world's compact encoding (for an
-    ``mlp`` ISR).
+    ``prefixes``: fit one model per prefix length (the first n steps, as if socialization had
+    stopped there), default the whole phase.
     """
     obs, action, r_s = data
     size = obs.shape[1]
@@ -188,7 +192,7 @@ def internalize(keys: jax.Array, data: tuple, cfg: ISRConfig, n_actions: int,
     # prefix, so each fit can start from the draw it would have made itself).
     split = np.asarray(jax.jit(jax.vmap(lambda k: jax.random.split(k, len(prefixes))))(keys))  # [seeds, prefixes]
     prefix_keys = [split[:, i] for i in range(len(prefixes))]
-    init = jax.jit(jax.vmap(lambda k: isr_.init_for_fit(k, obs.shape[1:], action.shape[-1], n_actions, cfg, features)))
+    init = jax.jit(jax.vmap(model.init))
     inits = [init(k) for k in prefix_keys]
     obs, action, r_s, prefix_keys, inits = devices.shard((obs, action, r_s, prefix_keys, inits), seeds)
 
@@ -196,9 +200,7 @@ def internalize(keys: jax.Array, data: tuple, cfg: ISRConfig, n_actions: int,
     # runtime value: its training loop then runs as long as that prefix needs. (Vmapped over
     # prefixes too, every fit would run as long as the largest.)
     fit = jax.jit(devices.per_device(
-        jax.vmap(lambda k, o, a, r, n, p0: isr_.fit(k, o, a, r, cfg, n_actions, n_valid=n, init_params=p0,
-                                                      features=features),
-                 in_axes=(0, 0, 0, 0, None, 0)),
+        jax.vmap(lambda k, o, a, r, n, p0: model.fit(k, (o, a, r), n, p0), in_axes=(0, 0, 0, 0, None, 0)),
         sharded=(0, 1, 2, 3, 5)))
     fits = [fit(prefix_keys[i], obs, action, r_s, jnp.int32(n), inits[i]) for i, n in enumerate(prefixes)]
     res = jax.tree.map(lambda *xs: np.stack(xs, 1), *devices.unpad(fits, seeds))
@@ -209,12 +211,13 @@ def internalize(keys: jax.Array, data: tuple, cfg: ISRConfig, n_actions: int,
 
 
 def autonomy(learner: Learner, state: RunState, keys: jax.Array, spec: RunSpec, steps: int, chunk: int,
-             progress: Progress | None = None, ckpt: Checkpoints | None = None) -> PhaseResult:
-    """Autonomy (SPEC 6): the socialized policy and optimizer go on, fresh environments."""
+             progress: Progress | None = None, ckpt: Checkpoints | None = None, tag: str = "autonomy") -> PhaseResult:
+    """Autonomy (SPEC 6): the socialized policy and optimizer go on, fresh environments.
+    ``tag``: the checkpoint's name (an experiment's arms may run as more than one batch)."""
     enter = _cached(learner, ("enter_phase",), lambda: jax.jit(jax.vmap(learner.enter_phase)))
-    state = enter(state, keys, spec.world)
+    state = enter(state, keys, spec.world, spec.caregiver)
     return run(learner, state, spec, n_updates(steps, learner.cfg.batch_size), chunk, progress=progress,
-               ckpt=ckpt, tag="autonomy")
+               ckpt=ckpt, tag=tag)
 
 
 def evaluate(learner: Learner, params, keys: jax.Array, worlds: list, cg, episodes: int,

@@ -2,13 +2,16 @@
 
 Pictures of agents (``internalize render``'s GIFs) are drawn from the world's state, step by
 step, with the world's own renderer: no window or game library is involved.
+
+What does not live here: the report's stills (recorded during the run,
+:mod:`internalize.experiments.report`), and finding a run's declaration
+(:mod:`internalize.experiments.store`).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 import jax
-import numpy as np
 
 from . import experiments, figures, phases, results
 from .learner import Learner
@@ -27,7 +30,8 @@ def find_run(results_dir: Path, experiment: str, run: str | None = None) -> Path
     found = []
     for cfg in results_dir.glob("*/config.json"):
         try:
-            if results.read_json(cfg).get("experiment") == experiment:
+            config = results.read_json(cfg)
+            if experiment in (config.get("experiment"), config.get("experiment_ref")):
                 found.append(cfg.parent)
         except (OSError, ValueError, AttributeError):
             continue
@@ -78,7 +82,7 @@ def render_gif(folder: Path, condition: str, seed: int, phase: str, out: Path, e
     exp, preset, params, world = policy(folder, condition, seed, phase)
     if not hasattr(world, "render"):
         raise ValueError(f"the world of {exp.name} has no renderer")
-    learner = Learner(preset.ppo, world.env, use_isr=False)
+    learner = Learner(preset.ppo, world.env)
     wp = world.params()
     steps = int(wp.max_steps)
     frames, captions = [], []
@@ -91,36 +95,3 @@ def render_gif(folder: Path, condition: str, seed: int, phase: str, out: Path, e
             action = world.action_names[int(rec["action"][t])]
             captions.append(f"ep {ep} t={t} {action}" + (" *" if rec["goal_reached"][t] else "") + f" [{events}]")
     return figures.gif(Path(out), frames, captions, fps=fps)
-
-
-def stills(folder: Path, curves: dict, config: dict, exp: experiments.Experiment) -> list[Path]:
-    """One picture per condition (its first arm): the recorded greedy episode of seed 0's final
-    policy, its path over the world (from the stored trace; nothing is recomputed)."""
-    out, seen = [], set()
-    for i, arm in enumerate(exp.arms):
-        if arm.condition in seen or f"trace/{i}/pos" not in curves:
-            continue
-        seen.add(arm.condition)
-        world = exp.arm_world(arm)
-        if not hasattr(world, "render"):
-            continue
-        rec = experiments.trace_record(curves, i)
-        events = int(np.sum(rec["goal_reached"]))
-        cut = _first_layout_steps(rec)
-        title = (f"{arm.name}: seed 0 at the end of autonomy, {events} caregiver event(s) in {len(rec['pos'])} "
-                 f"steps\n(path drawn on the first layout: its first {cut} steps)")
-        out.append(figures.still(Path(folder) / f"still_{arm.name.replace('/', '_')}.png", world.render(rec, 0),
-                                 rec["pos"][:cut], 16, title))
-    return out
-
-
-def _first_layout_steps(rec: dict) -> int:
-    """How many recorded steps stay on the episode's first layout (an event can redraw it: the
-    walls change, or the agent is placed anew, a jump of more than one cell)."""
-    pos = np.asarray(rec["pos"])
-    walls = np.asarray(rec["walls"]) if "walls" in rec else None
-    for t in range(1, len(pos)):
-        jumped = np.abs(pos[t] - pos[t - 1]).sum() > 1
-        if jumped or (walls is not None and not np.array_equal(walls[t], walls[0])):
-            return t
-    return len(pos)

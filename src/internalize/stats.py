@@ -73,3 +73,21 @@ def spearman(x, y) -> float:
     if len(x) < 3:
         return float("nan")
     return float(sps.spearmanr(x, y).statistic)
+
+
+def tost(a, b, margin: float) -> tuple[float, float, float]:
+    """Two one-sided Welch t-tests of equivalence (SPEC 9.1): is mean(a) - mean(b) within
+    ``(-margin, +margin)``? Returns ``(p, p_lower, p_upper)``; ``p`` is the larger of the two
+    one-sided p-values, and equivalence is shown at level alpha when ``p < alpha``.
+
+    p_lower tests H0: diff <= -margin against diff > -margin; p_upper tests H0: diff >= margin
+    against diff < margin. NaN when either sample has fewer than two values or the margin is
+    not positive.
+    """
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if len(a) < 2 or len(b) < 2 or not margin > 0:
+        return float("nan"), float("nan"), float("nan")
+    lower = sps.ttest_ind(a + margin, b, equal_var=False, alternative="greater")
+    upper = sps.ttest_ind(a - margin, b, equal_var=False, alternative="less")
+    p_lo, p_hi = float(lower.pvalue), float(upper.pvalue)
+    return max(p_lo, p_hi), p_lo, p_hi

@@ -3,11 +3,11 @@
 :class:`CoinEnv` wraps :mod:`internalize.world` for one learner:
 
 Actions
-    ``Discrete(3)``: 0 turn left, 1 turn right, 2 forward (:data:`internalize.world.N_ACTIONS`).
+    ``Discrete(3)``: 0 turn left, 1 turn right, 2 forward (:data:`internalize.worlds.coin.N_ACTIONS`).
 Observations
     The world's egocentric, fully observable view, ``Box(0, 255, (V, V, 4), uint8)`` with
     V = 2 * size - 1 (9 for the paper's room): MiniGrid object type, colour, state, and a 0/1
-    "is goal" plane (:func:`internalize.world.observe`). Returned as NumPy ``uint8`` arrays.
+    "is goal" plane (:func:`internalize.worlds.coin.observe`). Returned as NumPy ``uint8`` arrays.
 Rewards
     The environment reward R_e alone: ``-step_cost_total / max_steps`` (``-0.9 / 20``) on every
     forward action, whether or not the agent moves, else 0. No caregiver: wrap the env in
@@ -16,7 +16,7 @@ Episodes
     Stepping onto the goal draws a fresh layout and the episode goes on
     (``info["goal_reached"]`` is then ``True``). Episodes end by truncation only, after
     ``max_steps`` steps (20 for size 5): ``terminated`` is always ``False`` and ``truncated``
-    is ``t >= max_steps``, exactly as :func:`internalize.world.step` returns them. Stepping
+    is ``t >= max_steps``, exactly as :func:`internalize.worlds.coin.step` returns them. Stepping
     after the end of an episode raises ``RuntimeError``; call ``reset()``.
 Infos
     ``goal_reached`` and ``forward`` (Python bools; both ``False`` at reset).
@@ -30,7 +30,7 @@ generator, after the key.
 
 Registered ids (at import of this module; re-import does not re-register):
 ``internalize/Coin-v0`` (random walls, ``n_walls=3``) and one per named map of
-:data:`internalize.world.NAMED_MAPS`: ``internalize/Coin-plus-v0``, ``internalize/Coin-x-v0``,
+:data:`internalize.worlds.coin.NAMED_MAPS`: ``internalize/Coin-plus-v0``, ``internalize/Coin-x-v0``,
 ``internalize/Coin-U-v0``, ``internalize/Coin-T-v0``, ``internalize/Coin-4rooms-v0`` (all valid
 Gymnasium ids as they stand). No ``TimeLimit`` is added: the world truncates by itself.
 
@@ -47,7 +47,8 @@ import jax.numpy as jnp
 import numpy as np
 from gymnasium import spaces
 
-from .. import caregiver, presence, world
+from .. import caregivers, presence
+from ..worlds import coin as world
 
 ENV_ID = "internalize/Coin-v0"
 _ENTRY_POINT = "internalize.adapters.gymnasium:CoinEnv"
@@ -101,7 +102,7 @@ class CoinEnv(gymnasium.Env):
 
     @property
     def world_state(self) -> world.CoinState | None:
-        """The underlying :class:`internalize.world.CoinState` (JAX arrays); ``None`` before reset."""
+        """The underlying :class:`internalize.worlds.coin.CoinState` (JAX arrays); ``None`` before reset."""
         return self._state
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -168,7 +169,7 @@ class CaregiverWrapper(gymnasium.Wrapper, gymnasium.utils.RecordConstructorArgs)
             raise ValueError(f"goal_reward must be a finite number, got {goal_reward!r}")
         self.presence = p
         self.goal_reward = g
-        self.caregiver = caregiver.caregiver(goal_reward=g, waives_step_cost=True)
+        self.caregiver = caregivers.caregiver(goal_reward=g, waives_step_cost=True)
         self.caregiver_present = False
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -179,8 +180,8 @@ class CaregiverWrapper(gymnasium.Wrapper, gymnasium.utils.RecordConstructorArgs)
     def step(self, action: Any):
         obs, r_e, terminated, truncated, info = self.env.step(action)
         goal = {"goal_reached": np.bool_(info["goal_reached"])}
-        r_s = float(caregiver.social_reward(self.caregiver, goal))
-        waive = float(caregiver.waived(self.caregiver, goal))
+        r_s = float(caregivers.social_reward(self.caregiver, goal))
+        waive = float(caregivers.waived(self.caregiver, goal))
         p = 1.0 if self.caregiver_present else 0.0
         reward = float(presence.utility(r_e, r_s, 0.0, p, waive))
         info = dict(info, social_reward=p * r_s, caregiver_present=self.caregiver_present)

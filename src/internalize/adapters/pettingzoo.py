@@ -3,23 +3,23 @@
 Two agents act simultaneously each step:
 
 ``"learner"``
-    ``Discrete(5)``: left, right, forward, pick up, drop (:data:`internalize.prosocial.ACTION_NAMES`).
+    ``Discrete(5)``: left, right, forward, pick up, drop (:data:`internalize.worlds.prosocial.ACTION_NAMES`).
     Observation: the world's egocentric view, ``Box(0, 255, (9, 9, 4), uint8)`` (MiniGrid
     object type, colour, state, and a "carrying" plane; the cell in front is ``obs[5, 4]``).
 ``"partner"``
     ``Discrete(5)``: 0 = stay, ``1 + d`` = move in MiniGrid direction ``d`` (right, down, left,
-    up; :data:`internalize.prosocial.PARTNER_ACTION_NAMES`). The world only lets the partner
+    up; :data:`internalize.worlds.prosocial.PARTNER_ACTION_NAMES`). The world only lets the partner
     advance along its fixed path: a move that is not the next step of the path, or whose
     target cell holds the ball or the learner, leaves it in place.
     Observation: the whole room in MiniGrid encoding, ``Box(0, 255, (7, 7, 3), uint8)``,
-    indexed ``[x, y]`` (:func:`internalize.prosocial.encode_grid`): walls, the partner's goal,
+    indexed ``[x, y]`` (:func:`internalize.worlds.prosocial.encode_grid`): walls, the partner's goal,
     the ball while it lies on the floor, the learner (agent, red, state = its direction) and
     the partner (agent, blue). :meth:`ProsocialParallelEnv.state` returns the same array.
 
 Rewards. When the partner reaches its goal (``info["goal_reached"]``) *both* agents receive
 the shared social reward +0.4 and a new layout is drawn (the episode goes on). The learner
 additionally pays the world's forward cost, ``-0.9 / 100`` for every forward action whether
-or not it moves (the ``reward`` of :func:`internalize.prosocial.step_agents`). So per step::
+or not it moves (the ``reward`` of :func:`internalize.worlds.prosocial.step_agents`). So per step::
 
     rewards["learner"] = 0.4 * goal_reached - 0.009 * forward
     rewards["partner"] = 0.4 * goal_reached
@@ -29,7 +29,7 @@ terminations are always ``False``. After the truncating step ``env.agents`` is e
 
 The scripted partner of the training world is available as :meth:`ProsocialParallelEnv.partner_action`
 (or :func:`scripted_partner_action`). Note the difference in timing: in the training world
-(:func:`internalize.prosocial.step`) the scripted partner reacts to the learner's move of the
+(:func:`internalize.worlds.prosocial.step`) the scripted partner reacts to the learner's move of the
 same step, whereas in a ``ParallelEnv`` both agents choose simultaneously, so the helper
 evaluates the scripted policy on the *current* state. E.g. on the step the learner picks up
 the ball blocking the partner, the helper says "stay" and the partner moves one step later
@@ -60,7 +60,7 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
-from .. import prosocial
+from ..worlds import prosocial
 
 LEARNER, PARTNER = "learner", "partner"
 AGENTS = (LEARNER, PARTNER)
@@ -181,7 +181,7 @@ class ProsocialParallelEnv(ParallelEnv):
 
     @property
     def world_state(self) -> prosocial.ProsocialState:
-        """The underlying :class:`internalize.prosocial.ProsocialState` (JAX arrays)."""
+        """The underlying :class:`internalize.worlds.prosocial.ProsocialState` (JAX arrays)."""
         return self._state
 
     def render(self):

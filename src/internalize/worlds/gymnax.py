@@ -56,7 +56,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from .. import caregiver as caregiver_
+from .. import caregivers
 from ..env import Env
 
 
@@ -142,9 +142,9 @@ class GymnaxWorld:
     def params(self) -> GymnaxParams:
         return GymnaxParams(self._source.env_params, jnp.int32(self.max_steps))
 
-    def caregiver(self) -> caregiver_.Caregiver:
+    def caregiver(self) -> caregivers.GoalPraise:
         """The world pays R_s itself (``info["social_reward"]``); nothing is waived."""
-        return caregiver_.caregiver(0.0, waives_step_cost=False)
+        return caregivers.GoalPraise(0.0, waives_step_cost=False)
 
     # -- variants ------------------------------------------------------------------------------
     @property

@@ -15,6 +15,8 @@ observation so that a learner can bootstrap a truncated episode.
 """
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import jax
@@ -22,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from . import env
+from .. import caregivers, env
 
 # MiniGrid's integer encoding (object type, colour, state).
 OBJ_UNSEEN, OBJ_EMPTY, OBJ_WALL, OBJ_BALL, OBJ_GOAL, OBJ_AGENT = 0, 1, 2, 6, 8, 10
@@ -404,10 +406,54 @@ def render(state: CoinState, tile: int = 24) -> np.ndarray:
     return img
 
 
+def compact_features(obs: jax.Array) -> jax.Array:
+    """The ``fast`` preset's encoding: wall and goal planes of the egocentric view, flat.
+
+    The view is egocentric, so the agent's position and direction are implicit; walls and the
+    goal are all that varies. ``uint8 [..., V, V, 4] -> float32 [..., 2 * V * V]``.
+    """
+    walls = (obs[..., 0] == OBJ_WALL).astype(jnp.float32)
+    goal = obs[..., 3].astype(jnp.float32)
+    flat = jnp.stack([walls, goal], -1)
+    return flat.reshape(flat.shape[:-3] + (-1,))
+
+
 COIN = env.Env(
     name="coin",
     reset=reset,
     step=step,
     n_actions=N_ACTIONS,
     obs_shape=lambda params: (params.view, params.view, 4),
+    features=compact_features,
 )
+
+
+@dataclass(frozen=True)
+class CoinWorld:
+    """A coin world setting (SPEC 3): what an experiment names as its world."""
+
+    n_walls: int = 3
+    """Random interior walls per episode (ignored with a named map)."""
+    map_name: str | None = None
+    """A named map (plus, x, U, T, 4rooms) instead of random walls; none for random walls."""
+    size: int = 5
+    """Side of the square interior in cells, inside the outer wall (paper: 5)."""
+    reachable_only: bool = False
+    """Redraw layouts whose goal the agent cannot reach (ours; the paper keeps them)."""
+
+    @property
+    def env(self) -> env.Env:
+        return COIN
+
+    def params(self) -> CoinParams:
+        return coin_params(self.n_walls, self.map_name, self.size, reachable_only=self.reachable_only)
+
+    def caregiver(self) -> caregivers.GoalPraise:
+        """+0.4 on the goal, paid instead of the goal step's cost (SPEC 3)."""
+        return caregivers.GoalPraise(0.4, waives_step_cost=True)
+
+    action_names = ("left", "right", "forward")
+
+    def render(self, rec: dict, t: int, tile: int = 16) -> np.ndarray:
+        """Step ``t`` of a recorded episode (:func:`internalize.phases.trace`) as an RGB image."""
+        return render(CoinState(**{f.name: rec[f.name][t] for f in dataclasses.fields(CoinState)}), tile=tile)

@@ -23,7 +23,9 @@ partner's action from outside (the PettingZoo adapter uses it).
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
+from dataclasses import dataclass
 from collections import deque
 from importlib import resources
 
@@ -32,8 +34,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from . import env
-from .world import (COLOR_BLUE, COLOR_GREEN, COLOR_GREY, COLOR_PURPLE, COLOR_RED, DIR_VEC, OBJ_AGENT, OBJ_BALL,
+from .. import caregivers, env
+from .coin import (COLOR_BLUE, COLOR_GREEN, COLOR_GREY, COLOR_PURPLE, COLOR_RED, DIR_VEC, OBJ_AGENT, OBJ_BALL,
                     OBJ_EMPTY, OBJ_GOAL, OBJ_WALL, _triangle_mask, _view_offsets, draw_room)
 
 SIZE = 5  # interior side (SPEC 8: 5x5 interior, 7x7 room)
@@ -169,7 +171,7 @@ def generate_layouts(n: int = N_LAYOUTS, seed: int = LAYOUT_SEED) -> dict[str, n
 @functools.lru_cache(maxsize=1)
 def layouts() -> dict[str, np.ndarray]:
     """The shipped layout set (see :func:`generate_layouts`)."""
-    with resources.files("internalize").joinpath(LAYOUT_FILE).open("rb") as f:
+    with resources.files("internalize.worlds").joinpath(LAYOUT_FILE).open("rb") as f:
         with np.load(f) as data:
             return {k: data[k] for k in data.files}
 
@@ -451,6 +453,34 @@ PROSOCIAL = env.Env(
     other_agents=1,
     features=compact_features,
 )
+
+
+@dataclass(frozen=True)
+class ProsocialWorld:
+    """The prosocial two-agent world (SPEC 8) as an experiment's world."""
+
+    max_steps: int = 100
+    """Steps per episode (SPEC 8: 100)."""
+    step_cost_total: float = 0.9
+    """Total cost of forward moves over a whole episode of them (SPEC 8: 0.9)."""
+
+    @property
+    def env(self) -> env.Env:
+        return PROSOCIAL
+
+    def params(self) -> ProsocialParams:
+        return prosocial_params(self.max_steps, self.step_cost_total)
+
+    def caregiver(self) -> caregivers.GoalPraise:
+        """The shared +0.4 when the partner reaches its goal; forward costs are never waived."""
+        return caregivers.GoalPraise(0.4, waives_step_cost=False)
+
+    action_names = ACTION_NAMES
+
+    def render(self, rec: dict, t: int, tile: int = 16) -> np.ndarray:
+        """Step ``t`` of a recorded episode (:func:`internalize.phases.trace`) as an RGB image."""
+        fields = dataclasses.fields(ProsocialState)
+        return render(ProsocialState(**{f.name: rec[f.name][t] for f in fields}), tile=tile)
 
 
 if __name__ == "__main__":  # pragma: no cover - regenerate the shipped set

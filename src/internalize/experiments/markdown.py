@@ -1,4 +1,7 @@
-"""``report.md``: every experiment's figures, per-condition means and claims, from stored files."""
+"""``report.md``: every experiment's figures, per-condition means and claims, from stored files.
+
+What does not live here: a single run's summary (:mod:`.report`) and the claims themselves.
+"""
 from __future__ import annotations
 
 import os
@@ -7,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import results, stats
+from .. import results, stats
+from .registry import known
 
 
 def _fmt(v, digits: int = 3) -> str:
@@ -21,6 +25,17 @@ def _fmt(v, digits: int = 3) -> str:
     if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e5):
         return f"{v:.2e}"
     return f"{v:.{digits}g}"
+
+
+def _test(claim: dict) -> str:
+    """The claim's test, with its margin for an equivalence test (and the paper's plain t p)."""
+    text = claim.get("test") or "n/a"
+    if claim.get("margin") is not None:
+        text += f" (margin {_fmt(claim['margin'])})"
+        paper = (claim.get("detail") or {}).get("paper_t_test_p")
+        if paper is not None:
+            text += f"; paper's two-sample t p = {_fmt(paper)}"
+    return text
 
 
 def _rows(name: str, value, seeds: int, columns: list[str] | None) -> list[tuple[str, list]]:
@@ -44,9 +59,7 @@ def _rows(name: str, value, seeds: int, columns: list[str] | None) -> list[tuple
 def experiment_section(folder: Path) -> tuple[str, dict]:
     summary = results.read_json(folder / "summary.json")
     config = results.read_json(folder / "config.json")
-    from .experiments import EXPERIMENTS
-
-    exp = EXPERIMENTS.get(summary["experiment"])
+    exp = known().get(summary["experiment"])
     title = exp.title if exp else summary["experiment"]
     seeds = summary["seeds"]
     budget = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in summary["budget"].items())
@@ -71,9 +84,10 @@ def experiment_section(folder: Path) -> tuple[str, dict]:
     for f in summary.get("failed_runs", []):
         lines += [f"**Failed run**: {f['message']}. Its numbers are not finite, and the claims below include it "
                   "(a non-finite value makes a claim fail).", ""]
-    lines += ["| claim | statement | our value | p-value | holds |", "| --- | --- | --- | --- | --- |"]
+    lines += ["| claim | statement | test (margin) | our value | p-value | holds |",
+              "| --- | --- | --- | --- | --- | --- |"]
     for c in summary["claims"]:
-        lines.append(f"| `{c['id']}` | {c['statement']} | {_fmt(c['value'])} | {_fmt(c['p_value'])} | "
+        lines.append(f"| `{c['id']}` | {c['statement']} | {_test(c)} | {_fmt(c['value'])} | {_fmt(c['p_value'])} | "
                      f"{'**yes**' if c['holds'] else '**NO**'} |")
     lines.append("")
     return "\n".join(lines), summary
@@ -115,8 +129,9 @@ def write(out: Path, total_wall: float | None = None, folders: list[Path] | None
             ph = s.get("phase_seconds", {})
             cells = [f"{ph[p]['wall']:.1f} ({ph[p]['compile']:.1f})" if p in ph else "" for p in phase_names]
             head.append(f"| {k} | " + " | ".join(cells) + " |")
-    head += ["", "| experiment | claim | holds | value | p-value |", "| --- | --- | --- | --- | --- |"]
-    head += [f"| {e} | `{c['id']}` | {'yes' if c['holds'] else '**NO**'} | {_fmt(c['value'])} | "
+    head += ["", "| experiment | claim | test (margin) | holds | value | p-value |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    head += [f"| {e} | `{c['id']}` | {_test(c)} | {'yes' if c['holds'] else '**NO**'} | {_fmt(c['value'])} | "
              f"{_fmt(c['p_value'])} |" for e, c in claims]
     text = "\n".join(head + [""] + sections)
     path = out / "report.md"
@@ -126,9 +141,7 @@ def write(out: Path, total_wall: float | None = None, folders: list[Path] | None
 
 def _order(folder: Path) -> tuple[int, str]:
     """Experiments in the paper's order; runs of one experiment by folder name."""
-    from .experiments import EXPERIMENTS
-
-    names = list(EXPERIMENTS)
+    names = list(known())
     try:
         name = results.read_json(folder / "summary.json")["experiment"]
     except (OSError, ValueError, KeyError, TypeError):

@@ -17,8 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .config import ISRConfig
-from .networks import ISRMLP, ISRNetwork, compact_features
+from ..config import ISRConfig
+from ..networks import ISRMLP, ISRNetwork
 
 NETWORK = ISRNetwork()  # SPEC 5
 N_EVALS = 20  # test-set evaluations over the course of training (learning curves)
@@ -51,8 +51,10 @@ def network(cfg: ISRConfig | None = None, n_actions: int = 0, n_agents: int = 1,
     compact encoding of an observation; default the coin world's) and the action codes."""
     if cfg is None or cfg.network == "cnn":
         return NETWORK
+    if features is None:
+        raise ValueError("the mlp ISR needs the world's compact encoding of an observation (Env.features)")
     codes = n_input_planes(0, n_actions, n_agents, cfg.action_planes)
-    return ISRMLP(codes, tuple(cfg.hidden), features or compact_features)
+    return ISRMLP(codes, tuple(cfg.hidden), features)
 
 
 def init(key: jax.Array, view: int, channels: int, net=NETWORK):
@@ -80,15 +82,16 @@ def split_sizes(n: int, cfg: ISRConfig) -> tuple[int, int]:
 
 
 def init_for_fit(key: jax.Array, obs_shape: tuple[int, ...], n_agents: int, n_actions: int, cfg: ISRConfig,
-                 features=None):
-    """The initial parameters :func:`fit` draws from ``key`` (to initialize outside a program)."""
+                 features=None, net=None):
+    """The initial parameters :func:`fit` draws from ``key`` (to initialize outside a program).
+    ``net``: the network (default the one ``cfg`` names)."""
     k_init, _ = jax.random.split(key)
     return init(k_init, obs_shape[-2], n_input_planes(obs_shape[-1], n_actions, n_agents, cfg.action_planes),
-                network(cfg, n_actions, n_agents, features))
+                net or network(cfg, n_actions, n_agents, features))
 
 
 def fit(key: jax.Array, obs: jax.Array, actions: jax.Array, target: jax.Array, cfg: ISRConfig,
-        n_actions: int, n_valid: jax.Array | None = None, init_params=None, features=None) -> FitResult:
+        n_actions: int, n_valid: jax.Array | None = None, init_params=None, features=None, net=None) -> FitResult:
     """Fit the ISR on one run's socialization data, chronologically split (SPEC 5).
 
     obs: ``uint8 [N, V, V, C]`` and actions ``int [N]`` (or ``[N, k]``) in the order the steps
@@ -96,11 +99,12 @@ def fit(key: jax.Array, obs: jax.Array, actions: jax.Array, target: jax.Array, c
     ``n_valid`` (may be traced): use only the first n_valid steps, as if socialization had
     stopped there, so ISRs for several socialization budgets are one vmap over n_valid.
     ``init_params``: :func:`init_for_fit` of the same key, when drawn outside this call.
-    ``features``: the world's compact encoding, for ``cfg.network == "mlp"``.
+    ``features``: the world's compact encoding, for ``cfg.network == "mlp"``. ``net``: the
+    network to fit (default the one ``cfg`` names; another reward model may bring its own).
     Inputs are built per batch, so the data stay uint8 in memory. vmap over runs.
     """
     size = obs.shape[0]
-    net = network(cfg, n_actions, actions.shape[-1] if actions.ndim > 1 else 1, features)
+    net = net or network(cfg, n_actions, actions.shape[-1] if actions.ndim > 1 else 1, features)
     static = n_valid is None
     if static:
         n_train_static, n_test_static = split_sizes(size, cfg)
@@ -150,7 +154,8 @@ def fit(key: jax.Array, obs: jax.Array, actions: jax.Array, target: jax.Array, c
 
     _, k_idx = jax.random.split(key)
     if init_params is None:
-        params = init_for_fit(key, obs.shape, actions.shape[-1] if actions.ndim > 1 else 1, n_actions, cfg, features)
+        params = init_for_fit(key, obs.shape, actions.shape[-1] if actions.ndim > 1 else 1, n_actions, cfg, features,
+                              net)
     else:  # the same draw, made outside (see phases.internalize)
         params = init_params
     tx = optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.lr, eps=cfg.adam_eps))

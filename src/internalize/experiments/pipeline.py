@@ -1,0 +1,310 @@
+"""The paper's pipeline, as steps: socialize -> internalize -> autonomy -> evaluate (-> trace).
+
+Socialization runs seeds x caregivers (the distinct caregivers of the experiment's arms) as
+one batch; the reward model is fitted per run and per socialization prefix; autonomy runs
+seeds x arms, the arms whose condition uses the reward model in one program and the others in
+another (so R_i is computed only where it is used); every arm's final policy is then evaluated
+and one greedy episode recorded. Returns curves as NumPy arrays.
+
+What does not live here: the experiment's declaration (:mod:`.spec`), where its files go
+(:mod:`.store`), the phases themselves (:mod:`internalize.phases`).
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import serialization
+
+from .. import caregivers, conditions, phases, reward_models
+from .. import presence as presence_
+from ..checkpoints import Checkpoints
+from ..config import Preset
+from ..learner import Learner, RunSpec
+from ..worlds import coin
+from .spec import Budget, Experiment
+
+TRACE_STEPS = 30  # the longest recorded episode (the coin world's end at 20)
+
+
+def seed_keys(root_seed: int, n: int) -> jax.Array:
+    """One key per seed, all derived from the run's single root key."""
+    return jax.random.split(jax.random.PRNGKey(root_seed), n)
+
+
+@jax.jit
+def _split4(keys: jax.Array) -> jax.Array:
+    """[seeds] keys -> [seeds, 4] (socialize, internalize, autonomy, evaluate)."""
+    return jax.vmap(lambda k: jax.random.split(k, 4))(keys)
+
+
+def _prefix_updates(fraction: float, total: int) -> int:
+    return max(1, min(total, math.ceil(fraction * total - 1e-9)))
+
+
+def _interleave(per_arm: list):
+    """[A] pytrees with leading [S] -> one pytree with leading [S * A], seed-major."""
+    stacked = jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs], 1), *per_arm)
+    return jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), stacked)
+
+
+def _merge_parts(parts: list[tuple[list[int], object]], seeds: int, n_arms: int):
+    """Pytrees of runs ``[S * len(arms of part)]`` (seed-major), one per part of the arms,
+    -> one pytree of runs ``[S * A]`` (seed-major, arms in declared order)."""
+    def merge(*xs):
+        out = None
+        for (arms, _), x in zip(parts, xs):
+            x = np.asarray(x)
+            x = x.reshape((seeds, len(arms)) + x.shape[1:])
+            if out is None:
+                out = np.zeros((seeds, n_arms) + x.shape[2:], x.dtype)
+            out[:, arms] = x
+        return out.reshape((seeds * n_arms,) + out.shape[2:])
+
+    return jax.tree.map(merge, *[tree for _, tree in parts])
+
+
+_COMPILE_SECONDS = [0.0]
+
+
+def _on_duration(event: str, duration: float, **_) -> None:
+    if event.startswith("/jax/core/compile/"):  # tracing, lowering, backend compile (or cache load)
+        _COMPILE_SECONDS[0] += duration
+
+
+jax.monitoring.register_event_duration_secs_listener(_on_duration)
+
+
+def compile_seconds() -> float:
+    """JAX's compile time in this process so far (tracing + lowering + compiling or loading)."""
+    return _COMPILE_SECONDS[0]
+
+
+class PhaseClock:
+    """Wall and compile seconds per phase of a pipeline (where an experiment's time goes)."""
+
+    def __init__(self):
+        self.seconds: dict[str, dict[str, float]] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, phase: str):
+        t0, c0 = time.perf_counter(), compile_seconds()
+        yield  # phases hand back NumPy arrays, so their work is done when the block ends
+        rec = self.seconds.setdefault(phase, {"wall": 0.0, "compile": 0.0})
+        rec["wall"] += time.perf_counter() - t0
+        rec["compile"] += compile_seconds() - c0
+
+
+def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, root_seed: int = 0,
+                 progress: phases.Progress | None = None, clock: PhaseClock | None = None,
+                 params_out: dict | None = None, ckpt: Checkpoints | None = None) -> dict[str, np.ndarray]:
+    """Socialize -> fit the reward model(s) -> autonomy on every arm -> evaluate. Returns curves (NumPy).
+
+    ``clock`` (optional) records the wall and compile seconds of each phase. ``params_out``
+    (optional) receives the policies' parameters at the end of each phase: ``socialize``
+    (leading axis: seeds, or seeds x caregivers seed-major when arms differ in caregiver) and
+    ``autonomy`` (seeds x arms, seed-major). ``ckpt`` (optional): checkpoint the run as it goes,
+    and resume from the checkpoints already there (the results are identical to an
+    uninterrupted run's).
+
+    Curves of socialization and of the reward-model fits have a leading ``[seeds]`` axis, and
+    ``[seeds, caregivers]`` when the arms have more than one caregiver (``arms/caregiver`` then
+    names each arm's).
+    """
+    params_out = {} if params_out is None else params_out
+    clock = clock or PhaseClock()
+    env = exp.socialize_world.env
+    groups, arm_group = exp.caregiver_groups()
+    # Caregivers of different classes ride one batch as switches (one class: unchanged).
+    unified = caregivers.unify([*groups, *(exp.arm_caregiver(a) for a in exp.arms)])
+    groups_b, arm_cg_b = unified[:len(groups)], unified[len(groups):]
+    n_groups = len(groups)
+    rm_cfg = exp.isr_config(preset) if exp.isr_config else preset.isr
+    soc_world = exp.socialize_world.params()
+    model = reward_models.bind(exp.reward_model, rm_cfg, env, soc_world)
+    arms = exp.arms
+    n_arms = len(arms)
+    batch = preset.ppo.batch_size
+
+    keys = seed_keys(root_seed, seeds)
+    k_soc, k_isr, k_aut, k_eval = np.moveaxis(np.asarray(_split4(keys)), 1, 0)  # each [seeds, 2]
+    soc_runs = seeds * n_groups  # run = seed * G + caregiver; every caregiver's learner starts alike
+
+    # Socialize: the caregiver is present (its socialization schedule); snapshots where arms branch off.
+    u_soc = phases.n_updates(budget.socialize_steps, batch)
+    arm_updates = [_prefix_updates(a.socialized, u_soc) for a in arms]
+    learner_soc = Learner(preset.ppo, env)
+    soc_presence = presence_.from_spec(exp.socialize_presence)
+    specs = [RunSpec(soc_world, caregivers.as_arrays(g), soc_presence, jnp.float32(0.0), ())
+             for _ in range(seeds) for g in groups_b]
+    declared = [_prefix_updates(f, u_soc) for f in exp.isr_prefixes]  # one fit per declared budget,
+    prefix_updates = sorted(declared + [u for u in {*arm_updates, u_soc} if u not in declared])  # even if equal
+    k_soc_runs, k_isr_runs = np.repeat(k_soc, n_groups, axis=0), np.repeat(k_isr, n_groups, axis=0)
+    spec_soc = phases.stack(specs)
+    resumed = _load_socialized(ckpt, learner_soc, k_soc_runs, spec_soc) if ckpt is not None else None
+    if resumed is not None:
+        soc, fitted = resumed
+    else:
+        with clock("socialize"):
+            soc = phases.socialize(learner_soc, k_soc_runs, spec_soc, budget.socialize_steps,
+                                   preset.updates_per_chunk, progress,
+                                   snapshots=tuple(u for u in arm_updates if u < u_soc), ckpt=ckpt)
+        # Internalize: one reward model per run and socialization prefix, fitted on that prefix only.
+        with clock("internalize"):
+            fitted = phases.internalize(k_isr_runs, soc.data, model, prefixes=tuple(u * batch for u in prefix_updates))
+        if ckpt is not None:
+            _save_socialized(ckpt, soc, fitted)
+    del soc.data
+    params_out["socialize"] = soc.state.params
+
+    def per_seed(x):  # [S * G, ...] -> [S, ...] (one caregiver) or [S, G, ...]
+        x = np.asarray(x)
+        return x if n_groups == 1 else x.reshape((seeds, n_groups) + x.shape[1:])
+
+    curves = {
+        "env_steps/socialize": batch * np.arange(1, u_soc + 1),
+        "isr/prefix_steps": np.asarray(fitted.prefixes),
+        "isr/train_loss": per_seed(fitted.train_loss),
+        "isr/test_mse": per_seed(fitted.test_mse),
+        "isr/samples_seen": per_seed(fitted.samples_seen),
+        "isr/pearson": per_seed(fitted.pearson),
+        "isr/test_pred": per_seed(fitted.test_pred[:, -1]),
+        "isr/test_target": per_seed(fitted.test_target[:, -1]),
+        "isr/test_mask": per_seed(fitted.test_mask[:, -1]),
+    }
+    if exp.isr_sweep_layouts:
+        pred, target, index = _sweep(exp, model, fitted, root_seed, soc_world)
+        curves["sweep/pred"], curves["sweep/target"], curves["sweep/index"] = per_seed(pred), target, index
+    for k, v in soc.metrics.items():
+        curves[f"socialize/{k}"] = per_seed(v)
+    if n_groups > 1:
+        curves["arms/caregiver"] = np.asarray(arm_group)
+    if not arms or budget.autonomy_steps <= 0:
+        return curves
+
+    # Autonomy: seeds x arms (run = seed * A + arm), in two programs: the arms whose condition
+    # uses the reward model, and the others (whose R_i would be multiplied by 0).
+    leave = presence_.from_spec(exp.leave_presence)
+    uses = [conditions.get(a.condition).uses_isr for a in arms]
+    def of_caregiver(tree, g):  # runs [S * G, ...] -> caregiver g's runs [S, ...]
+        return jax.tree.map(lambda x: np.asarray(x).reshape((seeds, n_groups) + np.shape(x)[1:])[:, g], tree)
+
+    starts = [of_caregiver(soc.snapshots.get(u, soc.state), arm_group[i]) for i, u in enumerate(arm_updates)]
+    isr_of_arm = [jax.tree.map(lambda x, i=prefix_updates.index(u): x[:, i], of_caregiver(fitted.params, arm_group[a]))
+                  for a, u in enumerate(arm_updates)]
+    parts = [(name, [i for i in range(n_arms) if uses[i] == flag]) for name, flag in (("autonomy", False),
+                                                                                     ("autonomy.rm", True))]
+    parts = [(tag, idx) for tag, idx in parts if idx]
+    metrics_parts, params_parts, final_parts = [], [], []
+    for tag, idx in parts:
+        with_rm = uses[idx[0]]
+        learner = Learner(preset.ppo, env, reward_model=model if with_rm else None)
+        specs = []
+        for _ in range(seeds):
+            for i in idx:
+                c = conditions.get(arms[i].condition)
+                specs.append(RunSpec(exp.arm_world(arms[i]).params(), caregivers.as_arrays(arm_cg_b[i]),
+                                     c.presence(leave), jnp.float32(1.0 if c.uses_isr else 0.0), (),
+                                     jnp.float32(exp.isr_replaces_reward)))
+        spec_aut = phases.stack(specs)
+        if with_rm:
+            spec_aut = spec_aut.replace(isr_params=_interleave([isr_of_arm[i] for i in idx]))
+        with clock("autonomy"):
+            aut = phases.autonomy(learner, _interleave([starts[i] for i in idx]), np.repeat(k_aut, len(idx), axis=0),
+                                  spec_aut, budget.autonomy_steps, preset.updates_per_chunk, progress, ckpt=ckpt,
+                                  tag=tag)
+        metrics_parts.append((idx, aut.metrics))
+        params_parts.append((idx, aut.state.params))
+    metrics = _merge_parts(metrics_parts, seeds, n_arms)
+    final_params = _merge_parts(params_parts, seeds, n_arms)
+    params_out["autonomy"] = final_params
+    u_aut = next(iter(metrics.values())).shape[1]
+    curves["env_steps/autonomy"] = batch * np.arange(1, u_aut + 1)
+    curves["arms/socialized_steps"] = np.asarray(arm_updates) * batch
+    for k, v in metrics.items():
+        curves[f"autonomy/{k}"] = v.reshape((seeds, n_arms) + v.shape[1:])
+
+    plain = Learner(preset.ppo, env)  # acting only: the policy network
+    if exp.eval_worlds:
+        eval_params = [w.params() for w in exp.eval_worlds]
+        with clock("evaluate"):
+            ret, goals = phases.evaluate(plain, final_params, np.repeat(k_eval, n_arms, axis=0), eval_params,
+                                         caregivers.as_arrays(exp.the_caregiver()), exp.eval_episodes,
+                                         int(eval_params[0].max_steps))
+        curves["eval/return"] = ret.reshape((seeds, n_arms) + ret.shape[1:])
+        curves["eval/goals"] = goals.reshape((seeds, n_arms) + goals.shape[1:])
+    if exp.trace:
+        for i, a in enumerate(arms):
+            params = jax.tree.map(lambda x: x[i], final_params)  # seed 0, arm i
+            w = exp.arm_world(a).params()
+            steps = min(int(w.max_steps), TRACE_STEPS)
+            with clock("trace"):
+                rec = phases.trace(plain, params, jax.random.PRNGKey(root_seed + i), w, steps)
+            for k, v in rec.items():
+                curves[f"trace/{i}/{k}"] = v
+    return curves
+
+
+def _sweep(exp: Experiment, model, fitted, root_seed: int, soc_world):
+    """The fully socialized reward model on every (cell, direction, action) of a few coin-world
+    layouts, beside the experiment's caregiver's reward there (SPEC 7.2)."""
+    env = exp.socialize_world.env
+    cg = caregivers.as_arrays(exp.the_caregiver())
+    lay_keys = jax.random.split(jax.random.PRNGKey(root_seed + 7919), exp.isr_sweep_layouts)
+    drawn = jax.jit(jax.vmap(coin.draw_layout, in_axes=(0, None)))(lay_keys, soc_world)
+    states, actions, index = coin.sweep(list(zip(np.asarray(drawn.walls), np.asarray(drawn.goal))))
+
+    def sweep(params, states, actions, world_params, cg):
+        obs = jax.vmap(coin.observe, in_axes=(0, None))(states, world_params)
+        out = jax.vmap(env.step, in_axes=(None, 0, 0, None))(jax.random.PRNGKey(0), states, actions, world_params)
+        n = actions.shape[0]
+        cg_state = caregivers.initial_states(cg, jax.random.PRNGKey(1), n)
+        _, target, _ = jax.vmap(cg.reward)(jax.random.split(jax.random.PRNGKey(2), n), cg_state, caregivers.Step(
+            states, obs, actions, out[1], out[2], out[3], out[4], out[5]))
+        return jax.vmap(model.reward, in_axes=(0, None, None))(params, obs, actions), target
+
+    full = jax.tree.map(lambda x: x[:, -1], fitted.params)
+    pred, target = jax.jit(sweep)(full, states, actions, soc_world, cg)
+    return np.asarray(pred), np.asarray(target), index
+
+
+def trace_record(curves: dict, arm: int) -> dict[str, np.ndarray]:
+    """The recorded greedy episode of an arm (seed 0), field by field, from the stored curves."""
+    prefix = f"trace/{arm}/"
+    return {k[len(prefix):]: v for k, v in curves.items() if k.startswith(prefix)}
+
+
+def _save_socialized(ckpt: Checkpoints, soc: phases.PhaseResult, fitted: phases.Internalized) -> None:
+    """The phase checkpoint after socialization and the fits (its data is no longer needed)."""
+    ckpt.save("socialized", {
+        "state": serialization.to_state_dict(soc.state), "metrics": soc.metrics,
+        "snapshots": {str(k): serialization.to_state_dict(v) for k, v in soc.snapshots.items()},
+        "fitted": {f.name: (np.asarray(getattr(fitted, f.name)) if f.name == "prefixes" else getattr(fitted, f.name))
+                   for f in dataclasses.fields(fitted)},
+    })
+    ckpt.drop("socialize")
+
+
+def _load_socialized(ckpt: Checkpoints, learner: Learner, keys, spec: RunSpec):
+    saved = ckpt.load("socialized")
+    if saved is None:
+        return None
+    template = jax.eval_shape(jax.vmap(learner.init), keys, spec.world, spec.caregiver)
+    state = serialization.from_state_dict(template, saved["state"])
+    snaps = {int(k): serialization.from_state_dict(template, v) for k, v in saved["snapshots"].items()}
+    f = saved["fitted"]
+    fitted = phases.Internalized(**{k: (tuple(int(x) for x in f[k]) if k == "prefixes" else f[k]) for k in f})
+    return phases.PhaseResult(state, dict(saved["metrics"]), None, snaps), fitted
+
+
+def total_steps(exp: Experiment, preset: Preset, seeds: int, budget: Budget) -> int:
+    """Environment steps of a whole run (every seed, caregiver and arm): the progress bar's total."""
+    b = preset.ppo.batch_size
+    soc = phases.n_updates(budget.socialize_steps, b) * b * len(exp.caregiver_groups()[0])
+    aut = phases.n_updates(budget.autonomy_steps, b) * b
+    return seeds * (soc + len(exp.arms) * aut if budget.autonomy_steps > 0 else soc)

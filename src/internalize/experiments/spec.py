@@ -1,0 +1,233 @@
+"""What an experiment is: a declaration of worlds, caregivers, arms, budgets, reward model and
+how its claims and figures are made; and the settings a run of it can be told.
+
+An :class:`Experiment` composes the concepts that live in their own modules (worlds,
+caregivers, presence, conditions, reward models); :mod:`.pipeline` runs it, :mod:`.store`
+keeps its results, :mod:`.report` judges its claims. Each of the paper's experiments is a
+module of this package that declares one.
+
+What does not live here: running (:mod:`.pipeline`), files (:mod:`.store`), analyses (each
+experiment's module, :mod:`.claims`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from .. import conditions, presence as presence_
+from ..config import ISRConfig, PPOConfig, PresenceSpec, Preset
+from ..reward_models import ISR, RewardModel
+from ..worlds import CoinWorld
+
+DEFAULT_SEEDS = 10
+
+
+@dataclass(frozen=True)
+class Budget:
+    socialize_steps: int
+    """Environment steps of socialization per seed (the caregiver present)."""
+    autonomy_steps: int
+    """Environment steps of autonomy per seed and arm (0: no autonomy phase)."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A claim as judged on one run: its statement, whether it holds, the value and p it rests on,
+    and the test (and margin, for equivalence) it was judged by."""
+
+    id: str
+    statement: str
+    holds: bool
+    value: float
+    p_value: float
+    detail: dict = field(default_factory=dict)
+    test: str = ""
+    """The statistical test (e.g. "Welch two-sample t, one-sided"; "TOST (Welch)")."""
+    margin: float | None = None
+    """The equivalence margin, for equivalence tests (SPEC 9.1: 10% of the reference arm's mean)."""
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One branch of autonomy: a condition, on a world, from a point of socialization by a caregiver."""
+
+    condition: str
+    world: Any = None
+    """The autonomy world (default: the experiment's ``autonomy_world``)."""
+    socialized: float = 1.0
+    """Fraction of the socialization budget it starts from (its reward model saw those steps only)."""
+    label: str | None = None
+    caregiver: Any = None
+    """The caregiver that socialized this arm (and stays with it under ``oracle``); default the
+    experiment's. Arms with different caregivers (of one class) socialize side by side in one batch."""
+
+    @property
+    def name(self) -> str:
+        return self.label or self.condition
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    title: str
+    socialize_world: Any
+    """A world spec (:mod:`internalize.worlds`)."""
+    autonomy_world: Any
+    arms: tuple[Arm, ...]
+    budget: Budget
+    quick: Budget
+    analyze: Callable[[dict, dict], tuple[list[Claim], dict]]
+    """(curves, config) -> (claims, per_seed values)."""
+    plot: Callable[[dict, dict, Path], list[Path]]
+    """(curves, config, folder) -> figure paths."""
+    eval_worlds: tuple = ()
+    """After autonomy, every arm's policy is evaluated on each of these with the caregiver's reward."""
+    eval_episodes: int = 100
+    isr_prefixes: tuple[float, ...] = ()
+    """Extra reward-model fits on the first fractions of socialization (accuracy vs budget)."""
+    isr_sweep_layouts: int = 0
+    """Check the fully socialized reward model on every (cell, direction, action) of this many layouts."""
+    trace: bool = True
+    """Record one greedy episode of seed 0's final policy per arm (the report's stills)."""
+    quick_seeds: int | None = None
+    """Seeds of the quick budget when the command line names none (default: 10)."""
+    isr_replaces_reward: bool = False
+    """In autonomy R_i replaces the learner's whole reward, R_e included (SPEC 8)."""
+    isr_config: Callable[[Preset], ISRConfig] | None = None
+    """The reward model's fitting settings for a preset, when the experiment's differ (SPEC 8)."""
+    socialize_presence: PresenceSpec = PresenceSpec(1.0, 1.0)
+    """The caregiver's presence during socialization (paper: always there)."""
+    leave_presence: PresenceSpec = PresenceSpec(0.0, 0.0)
+    """Its presence in autonomy for conditions where it leaves (none, isr; paper: gone at once)."""
+    caregiver: Any = None
+    """The caregiver (:mod:`internalize.caregivers`); default the socialization world's."""
+    reward_model: RewardModel = ISR
+    """What stands in for the caregiver once it leaves (:mod:`internalize.reward_models`)."""
+
+    @property
+    def conditions(self) -> tuple[str, ...]:
+        return tuple(a.condition for a in self.arms)
+
+    def arm_world(self, arm: Arm):
+        """The world an arm trains on in autonomy (frozen stays on the socialization world)."""
+        if conditions.get(arm.condition).trains_on_socialization_world:
+            return self.socialize_world
+        return arm.world or self.autonomy_world
+
+    def the_caregiver(self):
+        """The experiment's caregiver: declared, or the socialization world's."""
+        return self.caregiver if self.caregiver is not None else self.socialize_world.caregiver()
+
+    def arm_caregiver(self, arm: Arm):
+        return arm.caregiver if arm.caregiver is not None else self.the_caregiver()
+
+    def caregiver_groups(self) -> tuple[tuple, list[int]]:
+        """``(caregivers, group of each arm)``: the distinct caregivers that socialize, in order."""
+        groups: list = []
+        of_arm = []
+        for a in self.arms:
+            cg = self.arm_caregiver(a)
+            if cg not in groups:
+                groups.append(cg)
+            of_arm.append(groups.index(cg))
+        return tuple(groups or [self.the_caregiver()]), of_arm
+
+
+def with_budget(exp: Experiment, socialize_steps: int | None = None, autonomy_steps: int | None = None,
+                quick: bool = False) -> Experiment:
+    """A copy of ``exp`` with another budget (e.g. tiny test runs)."""
+    base = exp.quick if quick else exp.budget
+    b = Budget(socialize_steps or base.socialize_steps, autonomy_steps or base.autonomy_steps)
+    return replace(exp, quick=b) if quick else replace(exp, budget=b)
+
+
+# ---------------------------------------------------------------------------------------------
+# Settings: everything a run can be told, by dotted name (command line, TOML files)
+
+
+@dataclass(frozen=True)
+class Worlds:
+    socialize: Any
+    """The world of socialization."""
+    autonomy: Any
+    """The world of autonomy (arms that name their own world keep it)."""
+
+
+@dataclass(frozen=True)
+class Presences:
+    socialize: PresenceSpec
+    """The caregiver's presence during socialization."""
+    leave: PresenceSpec
+    """Its presence in autonomy for the conditions where it leaves (none, isr)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The settings of one run of an experiment; ``internalize config EXPERIMENT`` prints them."""
+
+    seeds: int
+    """Independent runs, each with its own key derived from the root seed."""
+    seed: int
+    """Root seed: every key of every seed and phase is derived from it."""
+    budget: Budget
+    ppo: PPOConfig
+    isr: ISRConfig
+    world: Worlds
+    presence: Presences
+    caregiver: Any
+    """The experiment's caregiver (arms that name their own keep it)."""
+    eval_episodes: int
+    """Episodes per evaluation world and arm (experiments that evaluate policies)."""
+    updates_per_chunk: int
+    """PPO updates per compiled call (progress and checkpoints come between calls)."""
+
+
+def settings_for(exp: Experiment, preset: Preset, *, quick: bool = False) -> Settings:
+    """The experiment's own settings under a preset, before any override."""
+    return Settings(
+        seeds=(exp.quick_seeds or DEFAULT_SEEDS) if quick else DEFAULT_SEEDS,
+        seed=0,
+        budget=exp.quick if quick else exp.budget,
+        ppo=preset.ppo,
+        isr=exp.isr_config(preset) if exp.isr_config else preset.isr,
+        world=Worlds(exp.socialize_world, exp.autonomy_world),
+        presence=Presences(exp.socialize_presence, exp.leave_presence),
+        caregiver=exp.the_caregiver(),
+        eval_episodes=exp.eval_episodes,
+        updates_per_chunk=preset.updates_per_chunk,
+    )
+
+
+def configure(exp: Experiment, preset: Preset, s: Settings) -> tuple[Experiment, Preset]:
+    """The experiment and preset that ``s`` describes; ValueError (one line) if it is invalid."""
+    from . import capacity
+
+    s.ppo.validate()
+    s.isr.validate()
+    checks = [("seeds", s.seeds >= 1, "at least 1"), ("seed", 0 <= s.seed < 2**32, "in 0..2^32-1"),
+              ("budget.socialize_steps", s.budget.socialize_steps >= 1, "at least 1"),
+              ("budget.autonomy_steps", s.budget.autonomy_steps >= 0, "at least 0"),
+              ("eval_episodes", s.eval_episodes >= 1, "at least 1"),
+              ("updates_per_chunk", s.updates_per_chunk >= 1, "at least 1")]
+    for name, ok, want in checks:
+        if not ok:
+            raise ValueError(f"setting {name} must be {want}")
+    capacity.check_limits(s)
+    for name, w in (("world.socialize", s.world.socialize), ("world.autonomy", s.world.autonomy)):
+        try:
+            w.params()
+        except ValueError as e:
+            raise ValueError(f"setting {name}: {e}") from None
+    for name, p in (("presence.socialize", s.presence.socialize), ("presence.leave", s.presence.leave)):
+        try:
+            presence_.from_spec(p)
+        except ValueError as e:
+            raise ValueError(f"setting {name}: {e}") from None
+    # Evaluation worlds that were the autonomy world follow it (ood_walls evaluates where it adapts).
+    evals = tuple(s.world.autonomy if w == exp.autonomy_world else w for w in exp.eval_worlds)
+    exp = replace(exp, socialize_world=s.world.socialize, autonomy_world=s.world.autonomy, eval_worlds=evals,
+                  budget=s.budget, quick=s.budget, socialize_presence=s.presence.socialize,
+                  leave_presence=s.presence.leave, eval_episodes=s.eval_episodes, isr_config=None,
+                  caregiver=s.caregiver)
+    return exp, replace(preset, ppo=s.ppo, isr=s.isr, updates_per_chunk=s.updates_per_chunk)
