@@ -93,7 +93,7 @@ def near_centre(curves: dict, config: dict) -> tuple[np.ndarray, np.ndarray]:
     ``goals_per_episode`` counts praised steps per ``max_steps`` steps of experience, so dividing
     by ``max_steps`` gives the fraction of all steps, however long the episodes were.
     """
-    max_steps = config["socialize_world"]["max_steps"]
+    max_steps = config["settings"]["world.socialize.max_steps"]
     return (curves["socialize/goals_per_episode"] / max_steps, curves["autonomy/goals_per_episode"] / max_steps)
 
 

@@ -157,3 +157,32 @@ def test_output_into_a_closed_pipe_ends_quietly(monkeypatch):
             out.close()
         except BrokenPipeError:
             pass
+
+
+def test_version_license_and_citation():
+    import internalize
+
+    proc = cli("--version")
+    assert proc.returncode == 0 and proc.stdout.strip() == f"internalize {internalize.__version__}"
+    root = Path(__file__).resolve().parent.parent
+    assert "MIT License" in (root / "LICENSE").read_text()
+    citation = (root / "CITATION.cff").read_text()
+    assert "cff-version" in citation and "Value Internalization" in citation and "Kleiman-Weiner" in citation
+
+
+def test_the_results_folder_has_one_name_in_every_command_and_the_old_spellings_still_work(tiny_run):
+    out, proc = tiny_run
+    assert proc.returncode == 0, proc.stderr
+    for args in (["list", "--results", str(out)], ["list", str(out)]):
+        listed = cli(*args)
+        assert listed.returncode == 0 and "unlearning" in listed.stdout, args
+    for args in (["report", "--results", str(out)], ["report", str(out)]):
+        rebuilt = cli(*args)
+        assert rebuilt.returncode == 0 and "unlearning: rebuilt summary.json" in rebuilt.stdout, args
+    again = cli("run", "unlearning", *TINY, "--results", str(out))  # --out was the old spelling
+    assert again.returncode == 0 and "stored results match" in again.stdout
+    both = cli("report", str(out), "--results", str(out / "elsewhere"))
+    assert both.returncode == 2 and "two results folders named" in both.stderr
+    for command in ("run", "reproduce", "render", "report", "list"):
+        helptext = cli(command, "--help").stdout if command != "run" else cli("run", "unlearning", "--help").stdout
+        assert "--results DIR" in helptext, command

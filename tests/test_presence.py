@@ -1,5 +1,4 @@
-"""Tests of the caregiver's presence and the learner's utility (internalize.presence, SPEC 2),
-and of the caregiver's social reward (internalize.caregiver, SPEC 3)."""
+"""Tests of the caregiver's presence and the learner's utility (internalize.presence, SPEC 2)."""
 from __future__ import annotations
 
 import internalize  # noqa: F401  (sets the XLA flags before JAX starts; keep it first)
@@ -9,7 +8,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from internalize import caregivers as caregiver
 from internalize import presence
 
 COST = -0.9 / 20  # R_e of a forward step (SPEC 3)
@@ -176,37 +174,3 @@ def test_schedule_fields():
     assert int(s.mode) == presence.PER_EPISODE
     assert int(presence.schedule(0.1, mode="per_step").mode) == presence.PER_STEP
     assert int(presence.schedule(0.1).mode) == presence.EXPECTED
-
-
-# ---------------------------------------------------------------------------------------------
-# caregiver
-
-
-def test_social_reward_on_goal_steps_only():
-    info = {"goal_reached": jnp.asarray([[True, False], [False, True]]), "forward": jnp.ones((2, 2), bool)}
-    r = caregiver.social_reward(caregiver.caregiver(), info)
-    assert r.dtype == jnp.float32 and r.shape == (2, 2)
-    np.testing.assert_array_equal(np.asarray(r), np.asarray([[0.4, 0.0], [0.0, 0.4]], np.float32))
-    r2 = caregiver.social_reward(caregiver.caregiver(goal_reward=1.5), info)
-    np.testing.assert_array_equal(np.asarray(r2), [[1.5, 0.0], [0.0, 1.5]])
-
-
-def test_waived_follows_waives_step_cost():
-    info = {"goal_reached": jnp.asarray([True, False, True])}
-    np.testing.assert_array_equal(np.asarray(caregiver.waived(caregiver.caregiver(), info)), [True, False, True])
-    none = caregiver.waived(caregiver.caregiver(waives_step_cost=False), info)
-    np.testing.assert_array_equal(np.asarray(none), [False, False, False])
-
-
-def test_caregiver_defaults():
-    cg = caregiver.caregiver()
-    assert float(cg.goal_reward) == pytest.approx(0.4) and bool(cg.waives_step_cost)
-
-
-def test_conditions_where_the_caregiver_leaves_follow_the_leave_schedule():
-    from internalize import conditions
-
-    fading = presence.schedule(1.0, 0.0, 500.0, "per_episode")
-    assert conditions.get("none").presence(fading) is fading and conditions.get("isr").presence(fading) is fading
-    assert float(conditions.get("oracle").presence(fading).start) == 1.0  # the caregiver stays: P = 1
-    assert float(conditions.get("none").presence().end) == 0.0  # default: gone at once (the paper)

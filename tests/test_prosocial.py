@@ -719,7 +719,7 @@ def test_adapter_render(pz):
 
 
 def test_importing_internalize_does_not_import_pettingzoo():
-    code = ("import internalize, internalize.prosocial, internalize.adapters, sys; "
+    code = ("import internalize, internalize.worlds.prosocial, internalize.adapters, sys; "
             "assert 'pettingzoo' not in sys.modules, 'pettingzoo imported'; "
             "assert 'internalize.adapters.pettingzoo' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

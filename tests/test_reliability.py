@@ -110,7 +110,7 @@ def test_guarantee_damaged_files_are_detected_and_recomputed(tmp_path, capfd):
     # And an intact checkpoint is used: the same results without training again.
     ckpt3 = Checkpoints(tmp_path / "run", every=0.0)
     third = experiments.run_pipeline(exp, preset, 2, budget, 0, ckpt=ckpt3)
-    assert ckpt3.resumed == ["socialized", "autonomy"]
+    assert ckpt3.resumed == ["socialized", "autonomy", "autonomy.rm"]
     same_arrays(first, third)
 
 

@@ -226,3 +226,81 @@ def test_tensorboard_event_files_hold_every_run_curve(stored):
     events = _events(next((tb / "seed1_isr").glob("events.out.tfevents.*")))
     tags = {(v.tag, e.step) for e in events for v in e.summary.value}
     assert ("autonomy/goals_per_episode", 4096 + 2048) in tags and ("autonomy/true_return", 4096 + 4096) in tags
+
+
+# ---------------------------------------------------------------------------------------------
+# Identity from the whole declaration (issue 13, item 3)
+
+
+def _other_analyze(curves, config):
+    return [], {}
+
+
+def _other_plot(curves, config, folder):
+    return []
+
+
+def _changed(name: str, value):
+    """Another value of the same kind, for every kind of field a declaration has."""
+    import dataclasses
+
+    from internalize import caregivers
+    from internalize.experiments.ood import conv_isr
+    from internalize.worlds import CoinWorld
+
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, float):
+        return value * 2 + 1
+    if isinstance(value, str):
+        return value + "x"
+    if value is None:
+        return {"caregiver": caregivers.GoalPraise(0.5), "isr_config": conv_isr, "world": CoinWorld(n_walls=2),
+                "label": "other", "quick_seeds": 3, "map_name": "plus"}[name]
+    if isinstance(value, tuple):
+        return value[:-1] if value else ((0.5,) if name == "isr_prefixes" else (CoinWorld(n_walls=2),))
+    if dataclasses.is_dataclass(value):
+        first = dataclasses.fields(value)[0]
+        return dataclasses.replace(value, **{first.name: _changed(first.name, getattr(value, first.name))})
+    if callable(value):
+        return {"analyze": _other_analyze, "plot": _other_plot}[name]
+    raise AssertionError(f"no change known for {name}={value!r}")
+
+
+def test_changing_any_field_of_a_declaration_gets_a_new_folder(tmp_path):
+    """Every field of the experiment, of its arms, worlds, caregiver and reward model, and every
+    setting, is part of a run's identity: changing any one of them finds another folder."""
+    import dataclasses
+
+    from internalize import caregivers, config as cfg, results
+    from internalize.config import PRESETS
+    from internalize.experiments import EXPERIMENTS, Arm, identity, run_folder, settings_for
+
+    preset = PRESETS["fast"]
+    base = dataclasses.replace(EXPERIMENTS["unlearning"], caregiver=caregivers.GoalPraise(0.4),
+                               arms=(Arm("oracle"), Arm("isr", caregiver=caregivers.GoalPraise(0.3), label="x")))
+    s = settings_for(base, preset)
+    folder = tmp_path / base.name
+    results.write_json(folder / "config.json", identity(base, preset, s))
+    assert run_folder(tmp_path, base, preset, s)[0] == folder  # the same declaration finds its folder
+
+    variants = {}
+    for f in dataclasses.fields(base):
+        variants[f.name] = dataclasses.replace(base, **{f.name: _changed(f.name, getattr(base, f.name))})
+    for f in dataclasses.fields(Arm):
+        arm = base.arms[1]
+        variants[f"arms[1].{f.name}"] = dataclasses.replace(
+            base, arms=(base.arms[0], dataclasses.replace(arm, **{f.name: _changed(f.name, getattr(arm, f.name))})))
+    for part in ("socialize_world", "autonomy_world", "caregiver", "reward_model"):
+        obj = getattr(base, part)
+        for f in dataclasses.fields(obj):
+            changed = dataclasses.replace(obj, **{f.name: _changed(f.name, getattr(obj, f.name))})
+            variants[f"{part}.{f.name}"] = dataclasses.replace(base, **{part: changed})
+    assert len(variants) > 35
+    for what, exp in variants.items():
+        assert run_folder(tmp_path, exp, preset, s)[0] != folder, f"changing {what} kept the folder"
+    for st in cfg.settings(s):
+        s2 = cfg.override(s, {st.name: _changed(st.name.rsplit(".", 1)[-1], st.default)})
+        assert run_folder(tmp_path, base, preset, s2)[0] != folder, f"changing setting {st.name} kept the folder"

@@ -1,4 +1,8 @@
-"""internalize: value internalization from social reward (Rong & Kleiman-Weiner, 2024) in JAX."""
+"""internalize: value internalization from social reward (Rong & Kleiman-Weiner, 2024) in JAX.
+
+What lives here: the XLA flags the package needs, set before JAX starts. Everything else is in
+the modules (the README's Layout lists them).
+"""
 import os as _os
 
 __version__ = "0.1.0"

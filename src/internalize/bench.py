@@ -5,6 +5,8 @@ updates with the caregiver present are timed after compilation (compile time rep
 The paper network's compute bound is the forward + backward throughput of its minibatch
 gradient step alone (same batch, same vmap), divided by the epochs each sample is used for:
 no implementation of the paper preset can train faster than that on this machine.
+
+What does not live here: anything a run needs; tests check behaviour, never speed.
 """
 from __future__ import annotations
 

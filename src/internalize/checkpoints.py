@@ -5,6 +5,9 @@ phase, under ``<run folder>/checkpoint/``. Every file is written atomically and 
 SHA-256, so a truncated or changed checkpoint is detected and that part of the run is computed
 again, never used. Resuming gives results identical to an uninterrupted run: the learner's
 whole state, its random key included, is saved exactly (flax.serialization, msgpack).
+
+What does not live here: what a phase saves and when (:mod:`internalize.phases`,
+:mod:`internalize.experiments.pipeline`); finished results (:mod:`internalize.results`).
 """
 from __future__ import annotations
 

@@ -20,6 +20,8 @@ Every setting of a run (``internalize config EXPERIMENT`` prints them all) can b
 
 Bad input gets one line on stderr that names the problem and exit status 2; it is checked
 before any work starts, so nothing is written.
+
+What does not live here: any computation, file layout or claim (the package's modules).
 """
 from __future__ import annotations
 

@@ -4,6 +4,9 @@ A condition says who rewards the learner once socialization is over: whether the
 stays (its presence schedule), whether the ISR's R_i stands in when it is absent, and on which
 world the learner goes on training. Conditions differ only in numbers, so every condition of
 an experiment rides one vmap.
+
+What does not live here: the presence schedules themselves (:mod:`internalize.presence`) and
+what stands in for the caregiver (:mod:`internalize.reward_models`).
 """
 from __future__ import annotations
 

@@ -3,6 +3,9 @@
 ``paper`` follows SPEC 4 and 5 exactly (as the authors ran Stable-Baselines3). ``fast`` is
 ours: a small MLP on a compact encoding of the same observation, 16 vectorized environments
 and fewer, larger minibatches; it must reproduce every qualitative claim (SPEC 7).
+
+What does not live here: an experiment's own settings (:mod:`internalize.experiments.spec`)
+and any checking of a run's size (:mod:`internalize.experiments.capacity`).
 """
 from __future__ import annotations
 
@@ -322,6 +325,8 @@ def override(obj: Any, values: dict[str, Any], *, parsed: bool = True) -> Any:
 
 
 def _replace(obj: Any, values: dict[str, Any], prefix: str = "") -> Any:
+    """``obj`` with the changed values replaced; a part where nothing changes stays the same
+    object (some, like a gymnax world, cannot be rebuilt field by field)."""
     changes = {}
     for f in dataclasses.fields(obj):
         name = f"{prefix}{f.name}"
@@ -329,8 +334,10 @@ def _replace(obj: Any, values: dict[str, Any], prefix: str = "") -> Any:
         if dataclasses.is_dataclass(value):
             inner = {k: v for k, v in values.items() if k.startswith(name + ".")}
             if inner:
-                changes[f.name] = _replace(value, inner, name + ".")
-        elif name in values:
+                new = _replace(value, inner, name + ".")
+                if new is not value:
+                    changes[f.name] = new
+        elif name in values and not (type(values[name]) is type(value) and values[name] == value):
             changes[f.name] = values[name]
     return dataclasses.replace(obj, **changes) if changes else obj
 

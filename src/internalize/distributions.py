@@ -1,4 +1,7 @@
-"""A tiny categorical distribution over logits (instead of pulling in distrax)."""
+"""A tiny categorical distribution over logits (instead of pulling in distrax).
+
+What does not live here: the networks that produce the logits (:mod:`internalize.networks`).
+"""
 from __future__ import annotations
 
 import jax

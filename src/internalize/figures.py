@@ -1,4 +1,7 @@
-"""Figures, made from stored results (never from live training state)."""
+"""Figures, made from stored results (never from live training state).
+
+What does not live here: what a figure shows for an experiment (that experiment's module).
+"""
 from __future__ import annotations
 
 from pathlib import Path

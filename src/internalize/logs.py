@@ -3,6 +3,8 @@
 Written from a run folder's stored files (like figures), through tensorboardX's maintained
 writer, one TensorBoard run per (seed, arm): socialization curves, then each arm's autonomy
 curves on the same step axis (environment steps since the start of socialization).
+
+What does not live here: the curves themselves (:mod:`internalize.results`).
 """
 from __future__ import annotations
 

@@ -1,6 +1,9 @@
 """Networks of the learner (SPEC 4) and the ISR (SPEC 5), in Flax linen.
 
 Inputs are MiniGrid-encoded egocentric views ``uint8 [..., V, V, C]``.
+
+What does not live here: a world's compact encoding (the world's ``Env.features``), fitting
+the ISR (:mod:`internalize.reward_models`).
 """
 from __future__ import annotations
 

@@ -10,6 +10,9 @@ steps of the phase (constant when start == end), and ``mode`` says how P follows
 - ``PER_STEP``: P ~ Bernoulli(p(t)) drawn every step.
 - ``PER_EPISODE``: one uniform draw u per episode, P = [u < p(t)], so the caregiver is there
   for whole episodes (and, with a fading p, leaves once p(t) falls below that episode's u).
+
+What does not live here: who pays R_s (:mod:`internalize.caregivers`) and which condition
+keeps the caregiver (:mod:`internalize.conditions`).
 """
 from __future__ import annotations
 

@@ -2,6 +2,9 @@
 
 Files are written atomically (a temporary file in the same folder, then a rename), so a
 crash never leaves a half-written result behind.
+
+What does not live here: which files a run writes and when (:mod:`internalize.experiments.store`,
+:mod:`internalize.experiments.runner`).
 """
 from __future__ import annotations
 

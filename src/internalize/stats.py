@@ -1,4 +1,7 @@
-"""Statistics as the paper reports them: per-seed values, means with 95% intervals, t-tests."""
+"""Statistics as the paper reports them: per-seed values, means with 95% intervals, t-tests.
+
+What does not live here: which test a claim uses (:mod:`internalize.experiments.claims`).
+"""
 from __future__ import annotations
 
 import math

@@ -14,6 +14,8 @@ One module per job:
 - :mod:`.registry`: built-in, registered (entry points) and user experiments by name or reference;
 - one module per paper experiment: :mod:`.unlearning`, :mod:`.isr_accuracy`, :mod:`.ood`
   (walls and maps), :mod:`.reward_hacking`, :mod:`.prosocial`.
+
+What does not live here: the phases, the learner, worlds and caregivers (their own modules).
 """
 from __future__ import annotations
 

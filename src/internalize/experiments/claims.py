@@ -21,6 +21,7 @@ ALPHA = 0.05
 EQUIVALENCE_MARGIN = 0.1  # SPEC 9.1: of the reference arm's mean, fixed in advance
 T_TWO_SIDED = "two-sample t (Student), two-sided"
 T_GREATER = "two-sample t (Student), one-sided"
+T_LESS = T_GREATER
 TOST = "TOST: two one-sided Welch t-tests"
 
 

@@ -1,6 +1,10 @@
 """Experiments 3 and 4, out of distribution (SPEC 7.3, 7.4): socialized on one wall, the ISR
 learner adapts to new layouts (five random walls; the named maps) better than the frozen
-socialized policy, and as well as a learner whose caregiver stayed (equivalence, SPEC 9.1)."""
+socialized policy, and as well as a learner whose caregiver stayed (equivalence, SPEC 9.1).
+
+What does not live here: the named maps (:mod:`internalize.worlds.coin`), the TOST itself
+(:mod:`.claims`, :mod:`internalize.stats`).
+"""
 from __future__ import annotations
 
 from dataclasses import replace

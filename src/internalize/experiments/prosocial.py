@@ -1,5 +1,8 @@
 """Experiment 6, prosocial helping (SPEC 7.6, 8): the ISR keeps a learner moving the ball out of
-its partner's way after the caregiver leaves; without it, helping stops."""
+its partner's way after the caregiver leaves; without it, helping stops.
+
+What does not live here: the prosocial world (:mod:`internalize.worlds.prosocial`).
+"""
 from __future__ import annotations
 
 import dataclasses

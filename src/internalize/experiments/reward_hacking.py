@@ -1,6 +1,9 @@
 """Experiment 5, reward hacking (SPEC 7.5): with an undertrained ISR the internal return the
 learner collects keeps rising while the goals it really reaches fall; the gap shrinks with
-socialization."""
+socialization.
+
+What does not live here: the pipeline that branches arms off socialization (:mod:`.pipeline`).
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,7 +12,7 @@ import numpy as np
 
 from .. import figures, stats
 from ..worlds import CoinWorld, coin
-from .claims import END_FRACTION, T_GREATER
+from .claims import END_FRACTION, T_GREATER, T_LESS
 from .spec import Arm, Budget, Claim, Experiment
 
 HACKING_BUDGETS = (2_048, 4_096, 8_192, 16_384, 30_000, 120_000)
@@ -41,7 +44,7 @@ def analyze(curves: dict, config: dict) -> tuple[list[Claim], dict]:
               f"reaching significantly fewer real goals than with an ISR fitted on {int(steps[large]):,} steps, "
               "while the internal return it collects does not fall.",
               holds=bool(np.isfinite(p_goals) and p_goals < 0.05 and internal_kept),
-              value=float(end_goals[:, small].mean()), p_value=p_goals, test=T_GREATER + " (smallest < largest budget)",
+              value=float(end_goals[:, small].mean()), p_value=p_goals, test=T_LESS + " (smallest < largest budget)",
               detail={"goals_end_small": float(end_goals[:, small].mean()),
                       "goals_end_large": float(end_goals[:, large].mean()),
                       "internal_start_small": float(start_internal[:, small].mean()),

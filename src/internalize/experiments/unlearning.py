@@ -1,5 +1,8 @@
 """Experiment 1, unlearning (SPEC 7.1): without the caregiver and without an ISR, goal seeking
-collapses; with the ISR standing in, it persists."""
+collapses; with the ISR standing in, it persists.
+
+What does not live here: the shared persistence analysis (:mod:`.claims`), the pipeline.
+"""
 from __future__ import annotations
 
 from pathlib import Path

@@ -7,6 +7,9 @@ Input: the raw (unscaled) observation plus action planes that are zero everywher
 agent's cell (the centre of the egocentric view). ``onehot`` (our default) uses one plane
 per action; ``index`` reproduces the authors' single plane holding the action index, where
 action 0 cannot be told from "no action" (SPEC 5 quirk).
+
+What does not live here: the reward-model interface (:mod:`internalize.reward_models`) and
+when the ISR is fitted or used (:mod:`internalize.phases`, :mod:`internalize.learner`).
 """
 from __future__ import annotations
 

@@ -20,6 +20,9 @@ Grids are indexed ``[x, y]`` and directions follow MiniGrid, as in :mod:`interna
 The partner's actions are 0 = stay and 1 + d = move in direction d. ``step`` moves the
 learner first, then the partner by its scripted policy; :func:`step_agents` takes the
 partner's action from outside (the PettingZoo adapter uses it).
+
+What does not live here: the prosocial experiment (:mod:`internalize.experiments.prosocial`),
+the PettingZoo adapter (:mod:`internalize.adapters.pettingzoo`).
 """
 from __future__ import annotations
 

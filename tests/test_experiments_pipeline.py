@@ -1,0 +1,61 @@
+"""The pipeline (internalize.experiments.pipeline): arms socialized by different caregivers in
+one batch, and the reward model's R_i computed only in the arms that use it (issue 13, item 7)."""
+from __future__ import annotations
+
+import internalize  # noqa: F401  (sets the XLA flags before JAX starts; keep it first)
+
+import dataclasses
+
+import jax
+import numpy as np
+import pytest
+
+from internalize import caregivers, phases
+from internalize.config import PRESETS
+from internalize.experiments import EXPERIMENTS, Arm, Budget, run_pipeline
+
+TINY_PPO = dataclasses.replace(PRESETS["fast"].ppo, n_envs=4, n_steps=64, minibatch_size=128)
+PRESET = dataclasses.replace(PRESETS["fast"], ppo=TINY_PPO, updates_per_chunk=4)
+
+
+@pytest.fixture(scope="module")
+def piped():
+    exp = dataclasses.replace(
+        EXPERIMENTS["unlearning"],
+        arms=(Arm("oracle"), Arm("none"), Arm("isr"), Arm("isr", caregiver=caregivers.GoalPraise(0.0), label="silent")))
+    calls = []
+    original = phases.autonomy
+
+    def spy(learner, state, keys, spec, *args, **kwargs):
+        calls.append({"tag": kwargs.get("tag"), "reward_model": learner.reward_model,
+                      "isr_params": jax.tree.leaves(spec.isr_params), "runs": len(keys)})
+        return original(learner, state, keys, spec, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(phases, "autonomy", spy)
+        curves = run_pipeline(exp, PRESET, 2, Budget(1024, 512), root_seed=0)
+    return exp, curves, calls
+
+
+def test_r_i_is_computed_only_in_the_arms_that_use_it(piped):
+    _, curves, calls = piped
+    by_tag = {c["tag"]: c for c in calls}
+    assert set(by_tag) == {"autonomy", "autonomy.rm"}
+    plain, with_rm = by_tag["autonomy"], by_tag["autonomy.rm"]
+    assert plain["reward_model"] is None and plain["isr_params"] == [] and plain["runs"] == 2 * 2  # oracle, none
+    assert with_rm["reward_model"] is not None and with_rm["isr_params"] and with_rm["runs"] == 2 * 2  # isr arms
+    out = curves["autonomy/isr_output"]  # [seeds, arms, updates], arms in declared order
+    assert np.all(out[:, :2] == 0.0) and np.all(out[:, 2:] != 0.0)
+
+
+def test_arms_socialized_by_different_caregivers_share_one_batch(piped):
+    _, curves, _ = piped
+    np.testing.assert_array_equal(curves["arms/caregiver"], [0, 0, 0, 1])
+    assert curves["socialize/goals_per_episode"].shape == (2, 2, 4)  # seeds x caregivers x updates
+    assert curves["isr/pearson"].shape[:2] == (2, 2)
+    target, mask = curves["isr/test_target"], curves["isr/test_mask"]  # [seeds, caregivers, T]
+    assert np.all(target[:, 1][mask[:, 1]] == 0.0)  # the silent caregiver never praised
+    # Same seed keys for both caregivers: the learners start alike, and they act alike until the
+    # first praise (an update's rollout comes before its learning step).
+    np.testing.assert_array_equal(curves["socialize/goals_per_episode"][:, 0, 0],
+                                  curves["socialize/goals_per_episode"][:, 1, 0])
