@@ -18,9 +18,11 @@ setup: $(STAMP)
 reproduce: $(STAMP)
 	$(BIN)/internalize reproduce --quick --out results
 
-# Test files run side by side on every core (pytest-xdist); a file's tests stay together, so its
+# The package's layers are checked first (import-linter, contracts in pyproject.toml). Test files
+# then run side by side on every core (pytest-xdist); a file's tests stay together, so its
 # module fixtures (e.g. one tiny reproduction shared by several tests) run once.
 test: $(STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n auto --dist loadfile
 
 bench: $(STAMP)

@@ -59,3 +59,12 @@ def test_arms_socialized_by_different_caregivers_share_one_batch(piped):
     # first praise (an update's rollout comes before its learning step).
     np.testing.assert_array_equal(curves["socialize/goals_per_episode"][:, 0, 0],
                                   curves["socialize/goals_per_episode"][:, 1, 0])
+
+
+def test_interleave_is_seed_major():
+    a = {"v": np.array([0, 10])}  # arm 0 for seeds 0, 1
+    b = {"v": np.array([1, 11])}  # arm 1
+    from internalize.experiments import pipeline
+
+    out = pipeline._interleave([a, b])
+    assert np.asarray(out["v"]).tolist() == [0, 1, 10, 11]

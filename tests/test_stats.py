@@ -92,3 +92,20 @@ def test_tail_mean_batched_and_fraction():
     np.testing.assert_allclose(stats.tail_mean(curves), curves[:, -2:].mean(-1))
     np.testing.assert_allclose(stats.tail_mean(curves, fraction=0.25), curves[:, -5:].mean(-1))
     np.testing.assert_allclose(stats.tail_mean(curves, fraction=0.0), curves[:, -1])  # at least one point
+
+
+def test_stats_helpers_match_scipy():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(0, 1, 12), rng.normal(0.5, 1, 12)
+    for alt in ("two-sided", "less", "greater"):
+        ref = sps.ttest_ind(a, b, alternative=alt)
+        t, p = stats.ttest_ind(a, b, alternative=alt)
+        assert t == pytest.approx(ref.statistic) and p == pytest.approx(ref.pvalue)
+    x, y = rng.normal(size=8), rng.normal(size=8)
+    assert stats.spearman(x, y) == pytest.approx(sps.spearmanr(x, y).statistic)
+    pred = rng.normal(size=(3, 50))
+    target = rng.normal(size=50)
+    np.testing.assert_allclose(stats.pearson_rows(pred, target), [np.corrcoef(p, target)[0, 1] for p in pred])
+    curve = np.arange(20.0)
+    assert stats.head_mean(curve, 0.1) == pytest.approx(0.5)
+    assert stats.tail_mean(curve, 0.1) == pytest.approx(18.5)

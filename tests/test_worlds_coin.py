@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from internalize import caregivers as caregiver
 from internalize.worlds import coin as world
 
 STEP_COST = np.float32(0.9 / 20)  # SPEC 3: 0.9 spread over the 20-step episode
@@ -682,3 +683,30 @@ def test_layout_valid_when_uniform_draws_tie():
     _, st = jax.jit(jax.vmap(world.reset))(keys[np.array([i for i, _ in cases])], params)
     st = jax.tree.map(np.asarray, st)
     assert_valid_layouts(st.walls, st.goal, st.pos, st.dir, np.array([n for _, n in cases]))
+
+
+def test_sweep_covers_every_cell_direction_action_exactly_once():
+    layouts = []
+    for k in jax.random.split(jax.random.PRNGKey(3), 4):
+        lay = world.draw_layout(k, world.coin_params(3))
+        layouts.append((np.asarray(lay.walls), np.asarray(lay.goal)))
+    states, actions, index = world.sweep(layouts)
+    rows = {tuple(r) for r in index.tolist()}
+    assert len(rows) == len(index)  # no repeats
+    expected = set()
+    for li, (walls, goal) in enumerate(layouts):
+        for x in range(7):
+            for y in range(7):
+                if not walls[x, y] and (x, y) != tuple(goal):
+                    expected |= {(li, x, y, d, a) for d in range(4) for a in range(3)}
+    assert rows == expected
+    assert len(index) == sum((~w).sum() - 1 for w, _ in layouts) * 12
+    # The caregiver's reward in the sweep: 0.4 exactly when moving forward onto the goal.
+    info = jax.vmap(world.step, in_axes=(None, 0, 0, None))(jax.random.PRNGKey(0), states, actions,
+                                                             world.coin_params(3))[5]
+    r_s = np.asarray(caregiver.social_reward(caregiver.caregiver(), info))
+    front = index[:, 1:3] + world.DIR_VEC[index[:, 3]]
+    goals = np.stack([layouts[i][1] for i in index[:, 0]])
+    onto_goal = (index[:, 4] == world.FORWARD) & np.all(front == goals, 1)
+    np.testing.assert_allclose(r_s, np.where(onto_goal, 0.4, 0.0), atol=1e-7)
+    assert onto_goal.sum() > 0
