@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 reproduce: $(STAMP)
-	$(BIN)/internalize reproduce --quick --out results
+	$(BIN)/internalize reproduce --quick --results results
 
 # The package's layers are checked first (import-linter, contracts in pyproject.toml). Test files
 # then run side by side on every core (pytest-xdist); a file's tests stay together, so its

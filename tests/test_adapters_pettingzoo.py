@@ -32,6 +32,8 @@ _observe = jax.jit(ps.observe)
 _draw = jax.jit(jax.vmap(ps.draw_layout))
 
 
+from test_worlds_prosocial import ref_view  # noqa: E402  (the independent reference of the world tests)
+
 # ---------------------------------------------------------------------------------------------
 # PettingZoo adapter
 
@@ -80,7 +82,7 @@ def test_adapter_spaces_and_observations(pz):
     assert set(obs) == set(infos) == {"learner", "partner"}
     for _ in range(5):
         ws = env.world_state
-        np.testing.assert_array_equal(obs["learner"], ref_view(ws))
+        np.testing.assert_array_equal(obs["learner"], ref_view(ws))  # the world test's reference view
         np.testing.assert_array_equal(obs["partner"], np.asarray(ps.encode_grid(ws)))
         np.testing.assert_array_equal(env.state(), obs["partner"])
         assert all(env.observation_space(a).contains(obs[a]) for a in obs)

@@ -32,6 +32,12 @@ TINY_KEY = 4  # a fixed key whose rollout reaches the goal (checked, as a precon
 _ORIG_GAE = L.gae
 
 
+def np_log_softmax(x):
+    x = np.asarray(x, np.float64)
+    z = x - x.max(-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+
 # ---------------------------------------------------------------------------------------------
 # Categorical
 

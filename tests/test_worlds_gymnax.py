@@ -26,7 +26,7 @@ import pytest
 gymnax = pytest.importorskip("gymnax")
 
 from internalize import env as env_  # noqa: E402
-from internalize import experiments, networks, presence  # noqa: E402
+from internalize import experiments, networks, presence, results  # noqa: E402
 from internalize import learner as L  # noqa: E402
 from internalize.worlds.gymnax import GymnaxWorld, Transition, from_gymnax  # noqa: E402
 from internalize.config import PRESETS, PresenceSpec, to_dict  # noqa: E402
@@ -201,7 +201,7 @@ def test_pipeline_on_cartpole_end_to_end(tmp_path):
     summary = experiments.run(exp, preset, 2, tmp_path)
     folder = Path(summary["folder"])
     assert (folder / "cartpole_centre.png").stat().st_size > 0 and (folder / "summary.json").is_file()
-    curves = experiments.results.read_npz(folder / "curves.npz")
+    curves = results.read_npz(folder / "curves.npz")
     soc, aut = curves["socialize/goals_per_episode"], curves["autonomy/goals_per_episode"]
     assert soc.shape == (2, 4) and aut.shape == (2, 3, 4)
     for k, v in curves.items():
@@ -237,7 +237,7 @@ def _synthetic(none_end: float, isr_end: float, seeds: int = 6, max_steps: int =
     curves = {"socialize/goals_per_episode": soc * max_steps, "autonomy/goals_per_episode": aut * max_steps,
               "env_steps/socialize": 2048 * np.arange(1, u + 1), "env_steps/autonomy": 2048 * np.arange(1, u + 1),
               "isr/test_mse": np.full((seeds, 1, 20), 1e-3)}
-    config = {"socialize_world": {"max_steps": max_steps}, "arms": ["oracle", "none", "isr"], "seeds": seeds}
+    config = {"settings": {"world.socialize.max_steps": max_steps}, "arms": ["oracle", "none", "isr"], "seeds": seeds}
     return curves, config
 
 

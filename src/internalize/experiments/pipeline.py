@@ -124,6 +124,10 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
     unified = caregivers.unify([*groups, *(exp.arm_caregiver(a) for a in exp.arms)])
     groups_b, arm_cg_b = unified[:len(groups)], unified[len(groups):]
     n_groups = len(groups)
+    missing = [d for d in exp.reward_model.needs if d not in reward_models.DATA]
+    if missing:  # what socialization records is DATA; a model that learns from more needs a pipeline that records it
+        raise ValueError(f"reward model {exp.reward_model.name!r} needs {', '.join(missing)}; socialization records "
+                         f"{', '.join(reward_models.DATA)}")
     rm_cfg = exp.isr_config(preset) if exp.isr_config else preset.isr
     soc_world = exp.socialize_world.params()
     model = reward_models.bind(exp.reward_model, rm_cfg, env, soc_world)

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from .. import conditions, presence as presence_
 from ..config import ISRConfig, PPOConfig, PresenceSpec, Preset
-from ..reward_models import ISR, RewardModel
+from ..reward_models import DATA, ISR, RewardModel
 from ..worlds import CoinWorld
 
 DEFAULT_SEEDS = 10
@@ -214,6 +214,10 @@ def configure(exp: Experiment, preset: Preset, s: Settings) -> tuple[Experiment,
         if not ok:
             raise ValueError(f"setting {name} must be {want}")
     capacity.check_limits(s)
+    missing = [d for d in exp.reward_model.needs if d not in DATA]
+    if missing:
+        raise ValueError(f"reward model {exp.reward_model.name!r} needs {', '.join(missing)}; socialization records "
+                         f"{', '.join(DATA)}")
     for name, w in (("world.socialize", s.world.socialize), ("world.autonomy", s.world.autonomy)):
         try:
             w.params()
