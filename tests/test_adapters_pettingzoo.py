@@ -6,33 +6,15 @@ import internalize  # noqa: F401  (sets the XLA flags before JAX starts)
 import subprocess
 import sys
 import warnings
-from collections import deque
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from internalize.worlds import prosocial as ps
 
-W = 7  # room side (5x5 interior)
-V = 9  # egocentric view side
-R = 4  # view centre
-DIRS = np.array([[1, 0], [0, 1], [-1, 0], [0, -1]])  # MiniGrid: right, down, left, up
-LEFT, RIGHT, FORWARD, PICKUP, DROP = 0, 1, 2, 3, 4
-STAY = 0
-STEP_COST = np.float32(0.9 / 100)
-SHARED = 0.4
-PARAMS = ps.prosocial_params()
-KEY = jax.random.PRNGKey(0)
-
-_step = jax.jit(ps.step)
-_step_agents = jax.jit(ps.step_agents)
-_observe = jax.jit(ps.observe)
-_draw = jax.jit(jax.vmap(ps.draw_layout))
 
 
-from test_worlds_prosocial import ref_view  # noqa: E402  (the independent reference of the world tests)
+from test_worlds_prosocial import LEFT, FORWARD, STAY, STEP_COST, SHARED, ref_view  # noqa: E402  (the world tests' references)
 
 # ---------------------------------------------------------------------------------------------
 # PettingZoo adapter

@@ -3,33 +3,13 @@ from __future__ import annotations
 
 import internalize  # noqa: F401  (sets the XLA flags before JAX starts; keep it first)
 
-import dataclasses
-from types import SimpleNamespace
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
-from internalize import caregivers as caregiver
-from internalize import networks, presence
-from internalize import reward_models
-from internalize.reward_models import isr
-from internalize.worlds import coin as world
-from internalize import learner as L
-from internalize.config import PRESETS, ISRConfig
 from internalize.distributions import Categorical
 
-STEP_COST = 0.9 / 20  # SPEC 3
-GOAL_REWARD = 0.4
-
-# A tiny PPO: 4 envs x 40 steps, so every env is truncated twice (episodes are 20 steps) and
-# a few goals are reached by the (nearly uniform) initial policy.
-TINY = dataclasses.replace(PRESETS["fast"].ppo, n_envs=4, n_steps=40, minibatch_size=40)
-TINY_KEY = 4  # a fixed key whose rollout reaches the goal (checked, as a precondition)
-
-_ORIG_GAE = L.gae
 
 
 def np_log_softmax(x):

@@ -24,7 +24,6 @@ from internalize.reward_models import isr
 from internalize.worlds import coin as world
 from internalize import learner as L
 from internalize.config import PRESETS, ISRConfig
-from internalize.distributions import Categorical
 
 STEP_COST = 0.9 / 20  # SPEC 3
 GOAL_REWARD = 0.4
