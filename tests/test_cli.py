@@ -170,19 +170,31 @@ def test_version_license_and_citation():
     assert "cff-version" in citation and "Value Internalization" in citation and "Kleiman-Weiner" in citation
 
 
-def test_the_results_folder_has_one_name_in_every_command_and_the_old_spellings_still_work(tiny_run):
+def run_main(capsys, *args: str) -> tuple[int, str, str]:
+    """The command line in this process (no interpreter to start): (status, stdout, stderr)."""
+    from internalize import cli as cli_
+
+    code = cli_.main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_the_results_folder_has_one_name_in_every_command_and_the_old_spellings_still_work(tiny_run, capsys):
     out, proc = tiny_run
     assert proc.returncode == 0, proc.stderr
     for args in (["list", "--results", str(out)], ["list", str(out)]):
-        listed = cli(*args)
-        assert listed.returncode == 0 and "unlearning" in listed.stdout, args
+        code, stdout, _ = run_main(capsys, *args)
+        assert code == 0 and "unlearning" in stdout, args
     for args in (["report", "--results", str(out)], ["report", str(out)]):
-        rebuilt = cli(*args)
-        assert rebuilt.returncode == 0 and "unlearning: rebuilt summary.json" in rebuilt.stdout, args
-    again = cli("run", "unlearning", *TINY, "--results", str(out))  # --out was the old spelling
-    assert again.returncode == 0 and "stored results match" in again.stdout
-    both = cli("report", str(out), "--results", str(out / "elsewhere"))
-    assert both.returncode == 2 and "two results folders named" in both.stderr
-    for command in ("run", "reproduce", "render", "report", "list"):
-        helptext = cli(command, "--help").stdout if command != "run" else cli("run", "unlearning", "--help").stdout
-        assert "--results DIR" in helptext, command
+        code, stdout, _ = run_main(capsys, *args)
+        assert code == 0 and "unlearning: rebuilt summary.json" in stdout, args
+    code, stdout, _ = run_main(capsys, "run", "unlearning", *TINY, "--results", str(out))  # --out: the old spelling
+    assert code == 0 and "stored results match" in stdout
+    code, _, err = run_main(capsys, "report", str(out), "--results", str(out / "elsewhere"))
+    assert code == 2 and "two results folders named" in err
+    from internalize import cli as cli_
+
+    for argv in (["run", "unlearning"], ["reproduce"], ["render", "unlearning"], ["report"], ["list"]):
+        parser = cli_._build_parser(argv)
+        sub = next(a for a in parser._actions if a.dest == "command").choices[argv[0]]
+        assert "--results DIR" in sub.format_help(), argv[0]

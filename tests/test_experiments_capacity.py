@@ -2,9 +2,6 @@
 settings, and the peak memory estimated from shapes against the memory available."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from dataclasses import replace
 
 import pytest
@@ -13,12 +10,25 @@ from internalize.config import PRESETS
 from internalize.experiments import EXPERIMENTS, capacity, configure, settings_for
 
 
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "internalize.cli", *args], capture_output=True, text=True,
-                          timeout=120, env=dict(os.environ))
+class Done:
+    def __init__(self, code, out, err):
+        self.returncode, self.stdout, self.stderr = code, out, err
 
 
-def test_the_new_users_typo_is_refused_at_once(tmp_path):
+@pytest.fixture
+def cli(capsys):
+    """The command line in this process (no interpreter to start)."""
+    from internalize import cli as cli_
+
+    def call(*args: str) -> Done:
+        code = cli_.main(list(args))
+        out, err = capsys.readouterr()
+        return Done(code, out, err)
+
+    return call
+
+
+def test_the_new_users_typo_is_refused_at_once(cli, tmp_path):
     """`--seeds 100000000` once grew until the machine's 24 GiB were gone; now it is one line."""
     proc = cli("run", "unlearning", "--seeds", "100000000", "--results", str(tmp_path / "r"))
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
@@ -26,7 +36,7 @@ def test_the_new_users_typo_is_refused_at_once(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
-def test_a_run_beyond_the_memory_available_is_refused_with_its_estimate(tmp_path):
+def test_a_run_beyond_the_memory_available_is_refused_with_its_estimate(cli, tmp_path):
     proc = cli("run", "prosocial", "--seeds", "5000", "--results", str(tmp_path / "r"))
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert "would need about" in proc.stderr and "GiB" in proc.stderr and "--ignore-memory-check" in proc.stderr
@@ -38,7 +48,7 @@ def test_a_run_beyond_the_memory_available_is_refused_with_its_estimate(tmp_path
     ("--ppo.n_envs", "100000", "ppo.n_envs must be at most"),
     ("--eval_episodes", "5000000", "eval_episodes must be at most"),
 ])
-def test_absurd_values_are_refused_up_front(tmp_path, flag, value, fragment):
+def test_absurd_values_are_refused_up_front(cli, tmp_path, flag, value, fragment):
     proc = cli("config", "unlearning", flag, value)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and fragment in proc.stderr
 

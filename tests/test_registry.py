@@ -3,9 +3,10 @@ renders and lists from the command line, and an installed package registers expe
 worlds, caregivers and reward models through entry points."""
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -55,9 +56,26 @@ ENTRY_POINTS = textwrap.dedent('''
 ''')
 
 
-def cli(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "internalize.cli", *args], capture_output=True, text=True,
-                          timeout=600, env=env or dict(os.environ), cwd=cwd)
+class Done:
+    def __init__(self, code: int, out: str, err: str):
+        self.returncode, self.stdout, self.stderr = code, out, err
+
+
+def cli(*args: str, env=None, cwd: Path | None = None) -> Done:
+    """The command line in this process (an interpreter per call would cost seconds each); the
+    plug-in is on ``sys.path`` (the ``plugin`` fixture), as an installed package would be."""
+    from internalize import cli as cli_
+
+    old = Path.cwd()
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = cli_.main(list(args))
+    finally:
+        os.chdir(old)
+    return Done(code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture(scope="module")
@@ -70,10 +88,11 @@ def plugin(tmp_path_factory):
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: myplugin\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text(ENTRY_POINTS)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
+    sys.path.insert(0, str(root))
     results = root / "results"
-    first = cli("run", "myplugin:MY_EXP", "--quick", "--results", str(results), "--no-progress", env=env)
-    return root, env, results, first
+    first = cli("run", "myplugin:MY_EXP", "--quick", "--results", str(results), "--no-progress")
+    yield root, None, results, first
+    sys.path.remove(str(root))
 
 
 def test_a_module_experiment_runs_reports_renders_and_lists(plugin):
@@ -116,7 +135,7 @@ def test_a_file_experiment_runs_from_its_path(plugin, tmp_path):
     assert proc.returncode == 0, proc.stderr
     config = json.loads((out / "my_unlearning" / "config.json").read_text())
     assert config["experiment_ref"] == str(path.resolve())
-    rep = cli("report", str(out), cwd=root)  # the file is found again from another folder, without PYTHONPATH
+    rep = cli("report", str(out), cwd=root)  # the file is found again from another folder
     assert rep.returncode == 0, rep.stderr
 
 
