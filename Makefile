@@ -19,11 +19,11 @@ reproduce: $(STAMP)
 	$(BIN)/internalize reproduce --quick --results results
 
 # The package's layers are checked first (import-linter, contracts in pyproject.toml). Test files
-# then run side by side on every core (pytest-xdist); a file's tests stay together (tests/conftest.py), so its
+# then run side by side on every core (pytest-xdist); a file's tests stay together, so its
 # module fixtures (e.g. one tiny reproduction shared by several tests) run once.
 test: $(STAMP)
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -n auto --dist loadgroup
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/internalize bench

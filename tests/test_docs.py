@@ -55,8 +55,9 @@ def test_every_doc_with_code_is_covered_and_skips_say_why():
                 assert "(" in first and len(first) > len("# doc: skip ()"), f"{where}: say why it is skipped"
 
 
-@pytest.mark.parametrize("doc", [p.name for p in DOC_FILES])
-def test_doc_examples_run(doc, tmp_path):
+def run_doc(doc: str, tmp_path: Path) -> None:
+    """Run every runnable block of one doc (tests/test_docs_<doc>.py call it: one file per doc,
+    so that the docs' examples, the suite's longest tests, run on different workers)."""
     todo = runnable(DOCS / doc)
     assert todo, doc
     (tmp_path / "blocks.json").write_text(json.dumps(todo))
@@ -69,3 +70,9 @@ def test_doc_examples_run(doc, tmp_path):
     proc = subprocess.run([sys.executable, str(tmp_path / "runner.py"), str(tmp_path / "blocks.json")], cwd=work,
                           capture_output=True, text=True, timeout=900, env=env)
     assert proc.returncode == 0, f"{doc}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+
+
+def test_every_doc_with_code_has_its_test_file():
+    for path in DOC_FILES:
+        test = Path(__file__).parent / f"test_docs_{path.stem}.py"
+        assert test.is_file() and f'run_doc("{path.name}"' in test.read_text(), f"{path.name} has no {test.name}"
