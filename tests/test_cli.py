@@ -198,3 +198,25 @@ def test_the_results_folder_has_one_name_in_every_command_and_the_old_spellings_
         parser = cli_._build_parser(argv)
         sub = next(a for a in parser._actions if a.dest == "command").choices[argv[0]]
         assert "--results DIR" in sub.format_help(), argv[0]
+
+
+def test_the_experiment_is_found_for_help_whatever_the_order_of_flags():
+    from internalize import cli as cli_
+
+    assert cli_._prescan(["run", "--preset", "paper", "unlearning"])[:2] == ("unlearning", "paper")
+    assert cli_._prescan(["run", "--quick", "ood_walls", "--seeds", "2"]) == ("ood_walls", "fast", True)
+    parser = cli_._build_parser(["run", "--preset", "paper", "unlearning", "--ppo.lr", "1e-3"])
+    args = parser.parse_args(["run", "--preset", "paper", "unlearning", "--ppo.lr", "1e-3"])
+    assert vars(args)["set:ppo.lr"] == "1e-3"
+
+
+def test_a_declared_caregiver_that_is_not_one_is_refused_before_the_run():
+    import dataclasses
+
+    from internalize.config import PRESETS
+    from internalize.experiments import EXPERIMENTS, configure, settings_for
+
+    exp, preset = EXPERIMENTS["unlearning"], PRESETS["fast"]
+    s = dataclasses.replace(settings_for(exp, preset), caregiver=lambda info: 0.4)
+    with pytest.raises(TypeError, match="is not a caregiver"):
+        configure(exp, preset, s)

@@ -145,7 +145,8 @@ def initial_states(cg: Caregiver, key: jax.Array, n: int) -> Any:
 
 
 def check(cg: Any) -> None:
-    """TypeError (one line) unless ``cg`` is a caregiver: a pytree dataclass with a ``reward``."""
+    """TypeError (one line) unless ``cg`` is a caregiver: a dataclass with ``init_state`` and
+    ``reward`` (checked for every caregiver of a run before it starts)."""
     import dataclasses
 
     if not (dataclasses.is_dataclass(cg) and callable(getattr(cg, "reward", None))

@@ -79,7 +79,17 @@ def _prescan(argv: list[str]) -> tuple[str | None, str, bool]:
     ``--help`` can show each setting's default for them)."""
     name = None
     if argv and argv[0] in ("run", "config"):
-        name = next((a for a in argv[1:] if not a.startswith("-")), None)
+        # The first word that is neither a flag nor a flag's value (`run --preset paper unlearning`).
+        switches = {"--quick", "--no-progress", "--ignore-memory-check", "-h", "--help"}
+        takes_value = False
+        for a in argv[1:]:
+            if a.startswith("-"):
+                takes_value = a not in switches and "=" not in a
+            elif takes_value:
+                takes_value = False
+            else:
+                name = a
+                break
     preset = "fast"
     for i, a in enumerate(argv):
         if a == "--preset" and i + 1 < len(argv):

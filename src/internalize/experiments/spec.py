@@ -15,10 +15,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from .. import conditions, presence as presence_
+from .. import caregivers, conditions, presence as presence_
 from ..config import ISRConfig, PPOConfig, PresenceSpec, Preset
 from ..reward_models import DATA, ISR, RewardModel
-from ..worlds import CoinWorld
+from . import capacity
 
 DEFAULT_SEEDS = 10
 
@@ -201,8 +201,6 @@ def settings_for(exp: Experiment, preset: Preset, *, quick: bool = False) -> Set
 
 def configure(exp: Experiment, preset: Preset, s: Settings) -> tuple[Experiment, Preset]:
     """The experiment and preset that ``s`` describes; ValueError (one line) if it is invalid."""
-    from . import capacity
-
     s.ppo.validate()
     s.isr.validate()
     checks = [("seeds", s.seeds >= 1, "at least 1"), ("seed", 0 <= s.seed < 2**32, "in 0..2^32-1"),
@@ -214,6 +212,8 @@ def configure(exp: Experiment, preset: Preset, s: Settings) -> tuple[Experiment,
         if not ok:
             raise ValueError(f"setting {name} must be {want}")
     capacity.check_limits(s)
+    for cg in (s.caregiver, *(a.caregiver for a in exp.arms if a.caregiver is not None)):
+        caregivers.check(cg)
     missing = [d for d in exp.reward_model.needs if d not in DATA]
     if missing:
         raise ValueError(f"reward model {exp.reward_model.name!r} needs {', '.join(missing)}; socialization records "
