@@ -68,3 +68,32 @@ def test_interleave_is_seed_major():
 
     out = pipeline._interleave([a, b])
     assert np.asarray(out["v"]).tolist() == [0, 1, 10, 11]
+
+
+def test_caregivers_socialize_in_batches_as_even_as_possible():
+    """Issue 14: many caregivers at full budget socialize ``caregivers_per_batch`` at a time
+    (memory), in as few distinct batch sizes as can be (each size is a program to compile)."""
+    from dataclasses import replace
+
+    from internalize.experiments import EXPERIMENTS
+    from internalize.experiments.pipeline import caregiver_batches
+
+    noisy = EXPERIMENTS["noisy_caregiver"]
+    assert caregiver_batches(noisy) == [[0, 1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12]]  # 13 caregivers, at most 5
+    assert caregiver_batches(replace(noisy, caregivers_per_batch=None)) == [list(range(13))]
+    assert caregiver_batches(EXPERIMENTS["two_caregivers"]) == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
+    assert caregiver_batches(EXPERIMENTS["unlearning"]) == [[0]]
+
+
+def test_socializing_caregivers_in_batches_changes_no_behaviour(piped):
+    """The same run with one caregiver per socialization batch: every goal count is bitwise the
+    same; losses, ISR fits and value maps agree to float rounding (batches of another size
+    reduce in another order)."""
+    exp, curves, _ = piped
+    batched = run_pipeline(dataclasses.replace(exp, caregivers_per_batch=1), PRESET, 2, Budget(1024, 512), root_seed=0)
+    assert sorted(batched) == sorted(curves)
+    for k, v in curves.items():
+        if k.endswith(("goals_per_episode", "forward_per_episode")):
+            assert np.array_equal(batched[k], v, equal_nan=True), k
+        else:
+            np.testing.assert_allclose(batched[k], v, rtol=1e-5, atol=1e-6, err_msg=k)

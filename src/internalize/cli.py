@@ -204,8 +204,10 @@ def _build_parser(argv: list[str] | None = None) -> _Parser:
     output_flags(r)
 
     rp = sub.add_parser("reproduce", help="run every experiment (skipping stored, matching results); write report.md")
+    rp.add_argument("--suite", default="paper", metavar="SUITE",
+                    help="paper (the paper's experiments, SPEC 7; default), open (the open questions, SPEC 9) or all")
     rp.add_argument("--only", default=None, metavar="NAMES",
-                    help=f"only these experiments, comma-separated (default all: {', '.join(EXPERIMENTS)})")
+                    help=f"only these experiments, comma-separated (any suite: {', '.join(EXPERIMENTS)})")
     settings_flags(rp, None)
     output_flags(rp)
 
@@ -468,7 +470,7 @@ def _cmd_list_experiments() -> None:
 
     builtin = registry.BUILTIN
     for name, e in registry.known().items():
-        origin = "built in" if name in builtin else "registered"
+        origin = f"built in ({e.suite})" if name in builtin else f"registered ({e.suite})"
         print(f"{name}\t{origin}\t{e.title}")
     _print_plugin_problems()
 
@@ -546,8 +548,12 @@ def _cmd_report(args) -> None:
 
 def _cmd_reproduce(args) -> None:
     from .experiments import EXPERIMENTS, markdown
+    from .experiments.registry import suite
 
-    names = list(EXPERIMENTS)
+    try:
+        names = list(suite(args.suite))
+    except ValueError as e:
+        raise UsageError(f"--suite: {e}") from None
     if args.only is not None:
         names = [n.strip() for n in args.only.split(",") if n.strip()]
         unknown = [n for n in names if n not in EXPERIMENTS]

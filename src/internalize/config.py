@@ -106,6 +106,10 @@ class ISRConfig:
     """``cnn`` (SPEC 5's conv net) or ``mlp`` (ours: an MLP on the world's compact encoding)."""
     hidden: tuple[int, ...] = (64, 64)
     """Hidden layers of the ``mlp`` network."""
+    clip_target: bool = True
+    """Clip R_s at 0 before fitting (SPEC 5: step costs are never targets). Our R_s never holds a
+    step cost, so the clip only matters for a caregiver whose feedback can be negative (noise,
+    correction, scolding); the open-question experiments with such caregivers turn it off."""
 
     def validate(self) -> None:
         if self.batch_size < 1:
@@ -222,6 +226,10 @@ def settings(obj: Any, prefix: str = "") -> list[Setting]:
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
         name = f"{prefix}{f.name}"
+        if f.metadata.get("group") and value is None:
+            continue  # an optional group of settings this object does not have
+        if not f.metadata.get("pytree_node", True):
+            continue  # a static part of a declaration (a function), not a number to set
         if dataclasses.is_dataclass(value):
             out += settings(value, name + ".")
         else:

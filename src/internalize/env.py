@@ -18,6 +18,8 @@ The params pytree (``params``)
     agents' actions of the step, which the reward model sees beside the learner's.
     ``social_reward`` (float32 [], optional): R_s computed by the world itself (a user's world
     with its own caregiver function); the paper's caregiver then pays it as it stands.
+    Any key named in ``Env.events`` (bool []): a further event the learner counts per episode
+    (``<name>_per_episode`` among its curves), e.g. which coin of the two-coin world was reached.
 The state pytree
     Recorded field by field for the report's stills and ``internalize render``: a state whose
     fields are arrays can be recorded (declare ``trace=False`` otherwise). A ``pos`` field
@@ -55,6 +57,8 @@ class Env(NamedTuple):
     features: Callable[[jax.Array], jax.Array] | None = None
     """The compact encoding of an observation the ``mlp`` networks read (the ``fast`` preset),
     ``obs -> float32 [..., F]``; a world without one can only use the conv networks."""
+    events: tuple[str, ...] = ()
+    """Further ``info`` events (bool []) the learner counts per episode as ``<name>_per_episode``."""
 
 
 def auto_reset_step(env: Env, key: jax.Array, state, action, params):

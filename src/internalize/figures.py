@@ -57,23 +57,29 @@ def learning_curve(path: Path, steps_soc: np.ndarray, soc: np.ndarray, steps_aut
     return save(fig, path)
 
 
-def bars(path: Path, groups: list[str], series: dict[str, np.ndarray], ylabel: str, title: str) -> Path:
+OTHER_COLORS = ("#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
+"""Series that are not a plain condition (e.g. ``isr@early``), in order."""
+
+
+def bars(path: Path, groups: list[str], series: dict[str, np.ndarray], ylabel: str, title: str,
+         xlabel: str = "evaluation world") -> Path:
     """Grouped bars of per-seed values: ``series[name] [seeds, groups]``; mean, 95% CI, points."""
     fig, ax = plt.subplots(figsize=(max(5.0, 1.4 * len(groups) * max(1, len(series)) / 2 + 2), 4.0))
     width = 0.8 / max(1, len(series))
     rng = np.random.default_rng(0)
+    others = iter(OTHER_COLORS * 4)
     for j, (name, values) in enumerate(series.items()):
         values = np.asarray(values, float)
         mean, lo, hi = stats.mean_ci(values, axis=0)
         xs = np.arange(len(groups)) + (j - (len(series) - 1) / 2) * width
-        color = CONDITION_COLORS.get(name.split("/")[-1], None)
+        color = CONDITION_COLORS.get(name.split("/")[-1]) or next(others)
         ax.bar(xs, mean, width * 0.9, color=color, alpha=0.7, label=name,
                yerr=np.stack([mean - lo, hi - mean]), capsize=3)
         for g in range(len(groups)):
             jitter = rng.uniform(-width * 0.25, width * 0.25, values.shape[0])
             ax.scatter(xs[g] + jitter, values[:, g], s=8, color="black", zorder=3)
     ax.set_xticks(np.arange(len(groups)), groups)
-    ax.set_xlabel("evaluation world")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(fontsize=8, frameon=False)
@@ -240,3 +246,72 @@ def gif(path: Path, frames: list[np.ndarray], captions: list[str], fps: float = 
     images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
     atomic_write_bytes(path, buf.getvalue())
     return path
+
+
+def value_maps(path: Path, background: np.ndarray, tile: int, panels: list[tuple[str, np.ndarray]], title: str,
+               per_row: int = 2) -> Path:
+    """Maps of a reward over one layout: for each free cell and facing, the reward of stepping
+    forward into the cell, drawn as a wedge on the side the step enters from (the cell's centre
+    keeps the room's picture). ``panels``: (caption, ``[W, H, 4]`` values by (x, y, facing),
+    NaN where no such step exists), e.g. the caregiver's reward beside what an ISR learned.
+    Facings follow MiniGrid: 0 = +x, 1 = +y (down), 2 = -x, 3 = -y."""
+    from matplotlib.collections import PolyCollection
+
+    vals = np.concatenate([np.ravel(v) for _, v in panels])
+    vmax = float(np.nanmax(np.abs(vals))) if np.isfinite(vals).any() else 1.0
+    vmax = vmax or 1.0
+    rows = (len(panels) + per_row - 1) // per_row
+    fig, axes = plt.subplots(rows, per_row, figsize=(2.6 * per_row + 0.6, 2.7 * rows), squeeze=False)
+    dirs = np.array([[1, 0], [0, 1], [-1, 0], [0, -1]], float)
+    mappable = None
+    for ax, (caption, v) in zip(axes.flat, panels):
+        ax.imshow(background)
+        polys, colors = [], []
+        for x, y, f in zip(*np.nonzero(np.isfinite(v))):
+            d = dirs[f]
+            side = np.array([x + 0.5, y + 0.5]) - 0.5 * d  # the middle of the edge the step enters by
+            perp = np.array([-d[1], d[0]]) * 0.5
+            polys.append(np.stack([side + perp, side - perp, side + 0.38 * d]) * tile - 0.5)
+            colors.append(v[x, y, f])
+        coll = PolyCollection(polys, array=np.asarray(colors), cmap="RdBu_r", clim=(-vmax, vmax),
+                              edgecolors="white", linewidths=0.3)
+        mappable = ax.add_collection(coll)
+        ax.set_title(caption, fontsize=8)
+        ax.set_axis_off()
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_axis_off()
+    if mappable is not None:
+        fig.colorbar(mappable, ax=axes.ravel().tolist(), shrink=0.6, label="reward of stepping in")
+    fig.suptitle(title, fontsize=9)
+    return save(fig, path)
+
+
+def levels(path: Path, panels: dict[str, dict], metrics: dict[str, str], title: str, xlabel: str = "level") -> Path:
+    """Measures against a parameter's level, one column per parameter and one row per measure:
+    per-seed points, and the mean with its 95% CI. ``panels``: name -> {"levels": [L], measure:
+    [L arrays of per-seed values]}; ``metrics``: measure -> y label."""
+    cols = max(1, len(panels))
+    fig, axes = plt.subplots(len(metrics), cols, figsize=(3.0 * cols, 2.5 * len(metrics)), squeeze=False)
+    rng = np.random.default_rng(0)  # jitter only
+    for c, (name, panel) in enumerate(panels.items()):
+        xs = np.arange(len(panel["levels"]))
+        for r, (m, ylabel) in enumerate(metrics.items()):
+            ax = axes[r, c]
+            for x, v in zip(xs, panel[m]):
+                v = np.asarray(v, float)
+                ax.plot(x + rng.uniform(-0.12, 0.12, len(v)), v, "o", color="#1f77b4", alpha=0.35, ms=3)
+                mean, lo, hi = stats.mean_ci(v[np.isfinite(v)][:, None], axis=0) if np.isfinite(v).any() \
+                    else (np.array([np.nan]),) * 3
+                ax.errorbar(x, mean[0], yerr=[[mean[0] - lo[0]], [hi[0] - mean[0]]], fmt="s", color="black",
+                            ms=4, capsize=3)
+            ax.set_xticks(xs, [f"{v:g}" for v in panel["levels"]])
+            ax.grid(alpha=0.3)
+            if r == 0:
+                ax.set_title(name, fontsize=9)
+            if r == len(metrics) - 1:
+                ax.set_xlabel(xlabel)
+            if c == 0:
+                ax.set_ylabel(ylabel, fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return save(fig, path)

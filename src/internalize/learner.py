@@ -71,6 +71,8 @@ class Transition(NamedTuple):
     goal: jax.Array  # the caregiver's event (goal reached / partner helped)
     forward: jax.Array
     isr_action: jax.Array  # int32 [..., 1 + other agents]: the learner's action, then the others' (ISR input)
+    events: dict  # the world's further events (Env.events), bool each
+    r_true: jax.Array  # what the caregiver means to reward (Caregiver.intended; NaN when it does not say)
 
 
 def gae(rewards, values, dones, last_value, gamma: float, lam: float):
@@ -147,8 +149,8 @@ class Learner:
             # The caregiver judges the step as it happened (before any reset); its key is folded
             # from the presence key (a new split would change every other draw).
             k_cg = jax.random.split(jax.random.fold_in(k_pres, 1), self.cfg.n_envs)
-            cg_state, r_s, waive = judge(k_cg, cg_state, caregivers_.Step(
-                env_state, obs, action, info["final_state"], r_e, term, trunc, info))
+            step = caregivers_.Step(env_state, obs, action, info["final_state"], r_e, term, trunc, info)
+            cg_state, r_s, waive = judge(k_cg, cg_state, step)
             done = term | trunc
             draw = jnp.where(done, jax.random.uniform(k_draw, draw.shape), draw)
             isr_action = action[:, None]
@@ -156,7 +158,8 @@ class Learner:
                 isr_action = jnp.concatenate([isr_action, info["other_actions"].astype(jnp.int32)], -1)
             tr = Transition(obs, action, dist.log_prob(action), value, r_e, r_s.astype(jnp.float32),
                             waive, p, term, trunc, info["final_obs"],
-                            info["goal_reached"], info.get("forward", jnp.zeros_like(done)), isr_action)
+                            info["goal_reached"], info.get("forward", jnp.zeros_like(done)), isr_action,
+                            {e: info[e] for e in self.env.events}, jax.vmap(spec.caregiver.intended)(step))
             return (next_state, next_obs, draw, t + 1, key, cg_state), tr
 
         carry = (state.env_state, state.obs, state.episode_draw, state.t, state.key, state.caregiver_state)
@@ -246,6 +249,7 @@ class Learner:
             "utility_return": u.sum() / episodes,
             "presence": traj.presence.mean(),
             "episodes": done.sum(),
+            **{f"{e}_per_episode": v.sum() / episodes for e, v in traj.events.items()},
             "pg_loss": aux[0][-1].mean(),
             "value_loss": aux[1][-1].mean(),
             "entropy": aux[2][-1].mean(),
@@ -258,12 +262,12 @@ class Learner:
     def chunk(self, state: RunState, spec: RunSpec, n: jax.Array, *, max_updates: int, collect: bool):
         """Run ``n <= max_updates`` updates. Returns (state, metrics [max_updates], data).
 
-        ``data`` (when ``collect``): every step's ``(obs, isr_action, r_s)`` with leading dims
+        ``data`` (when ``collect``): every step's ``(obs, isr_action, r_s, r_true)`` with leading dims
         ``[max_updates, n_steps, n_envs]``, for the ISR; rows past ``n`` are zeros.
         """
 
         def pick(traj):
-            return (traj.obs, traj.isr_action, traj.r_s) if collect else ()
+            return (traj.obs, traj.isr_action, traj.r_s, traj.r_true) if collect else ()
 
         def shapes():
             st, m, traj = self.update(state, spec)

@@ -70,7 +70,7 @@ def _chunk_fn(learner: Learner, max_updates: int, collect: bool):
 class PhaseResult:
     state: RunState  # [runs] final learner states
     metrics: dict[str, np.ndarray]  # name -> [runs, updates]
-    data: tuple | None  # (obs [runs, N, ...], isr_action [runs, N, agents], r_s [runs, N]) when collected
+    data: tuple | None  # (obs [runs, N, ...], isr_action [runs, N, agents], r_s [runs, N], r_true [runs, N]) when collected
     snapshots: dict[int, RunState]  # learner states after the requested numbers of updates
 
 
@@ -115,7 +115,7 @@ def run(learner: Learner, state: RunState, spec: RunSpec, updates: int, chunk: i
     out_d = None
     if collect:
         # [runs, updates, n_steps, n_envs, ...] -> [runs, steps in the order they happened, ...]
-        out_d = tuple(np.concatenate([d[i] for d in data], 1) for i in range(3))
+        out_d = tuple(np.concatenate([d[i] for d in data], 1) for i in range(len(data[0])))
         out_d = tuple(x.reshape((x.shape[0], -1) + x.shape[4:]) for x in out_d)
     return PhaseResult(devices.unpad(state, runs), out_m, out_d, kept)
 
@@ -155,12 +155,12 @@ def _restore(ckpt: Checkpoints, tag: str, template: RunState, collect: bool):
 
 def socialize(learner: Learner, keys: jax.Array, spec: RunSpec, steps: int, chunk: int,
               progress: Progress | None = None, snapshots: tuple[int, ...] = (),
-              ckpt: Checkpoints | None = None) -> PhaseResult:
+              ckpt: Checkpoints | None = None, tag: str = "socialize") -> PhaseResult:
     """Socialization (SPEC 2): the caregiver is present; every step is kept for the ISR."""
     init = _cached(learner, ("init",), lambda: jax.jit(jax.vmap(learner.init)))
     state = init(keys, spec.world, spec.caregiver)
     return run(learner, state, spec, n_updates(steps, learner.cfg.batch_size), chunk, collect=True,
-               progress=progress, snapshots=snapshots, ckpt=ckpt, tag="socialize")
+               progress=progress, snapshots=snapshots, ckpt=ckpt, tag=tag)
 
 
 @dataclass
@@ -174,6 +174,8 @@ class Internalized:
     test_pred: np.ndarray  # [seeds, prefixes, T] final predictions on held-out steps
     test_target: np.ndarray  # [seeds, prefixes, T]
     test_mask: np.ndarray  # [seeds, prefixes, T] which slots are held-out steps
+    pearson_true: np.ndarray | None = None  # [seeds, prefixes], prediction vs what the caregiver meant
+                                            # to reward (Caregiver.intended; NaN when it does not say)
 
 
 def internalize(keys: jax.Array, data: tuple, model: reward_models.Bound,
@@ -184,7 +186,8 @@ def internalize(keys: jax.Array, data: tuple, model: reward_models.Bound,
     ``prefixes``: fit one model per prefix length (the first n steps, as if socialization had
     stopped there), default the whole phase.
     """
-    obs, action, r_s = data
+    obs, action, r_s = data[:3]
+    r_true = data[3] if len(data) > 3 else None
     size = obs.shape[1]
     prefixes = tuple(prefixes) if prefixes else (size,)
     seeds = obs.shape[0]
@@ -205,9 +208,14 @@ def internalize(keys: jax.Array, data: tuple, model: reward_models.Bound,
     fits = [fit(prefix_keys[i], obs, action, r_s, jnp.int32(n), inits[i]) for i, n in enumerate(prefixes)]
     res = jax.tree.map(lambda *xs: np.stack(xs, 1), *devices.unpad(fits, seeds))
     pearson = isr_.pearson(res.test_pred, res.test_target, res.test_mask)  # NumPy, [seeds, prefixes]
+    pearson_true = None
+    if r_true is not None and res.test_index is not None:
+        index = np.asarray(res.test_index)  # [seeds, prefixes, T]
+        true = np.take_along_axis(np.asarray(r_true)[:, None, :], index.reshape(seeds, -1)[:, None, :], 2)
+        pearson_true = isr_.pearson(np.asarray(res.test_pred), true.reshape(index.shape), np.asarray(res.test_mask))
     return Internalized(res.params, np.asarray(res.train_loss), np.asarray(res.test_mse),
                         np.asarray(res.samples_seen), np.asarray(pearson), prefixes, np.asarray(res.test_pred),
-                        np.asarray(res.test_target), np.asarray(res.test_mask))
+                        np.asarray(res.test_target), np.asarray(res.test_mask), pearson_true)
 
 
 def autonomy(learner: Learner, state: RunState, keys: jax.Array, spec: RunSpec, steps: int, chunk: int,

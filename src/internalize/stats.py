@@ -94,3 +94,23 @@ def tost(a, b, margin: float) -> tuple[float, float, float]:
     upper = sps.ttest_ind(a - margin, b, equal_var=False, alternative="less")
     p_lo, p_hi = float(lower.pvalue), float(upper.pvalue)
     return max(p_lo, p_hi), p_lo, p_hi
+
+
+def ttest_1samp(x, popmean: float, alternative: str = "two-sided") -> tuple[float, float]:
+    """One-sample t-test of mean(x) against ``popmean`` (NaN for fewer than two values)."""
+    x = np.asarray(x, float)
+    x = x[np.isfinite(x)]
+    if len(x) < 2:
+        return float("nan"), float("nan")
+    r = sps.ttest_1samp(x, popmean, alternative=alternative)
+    return float(r.statistic), float(r.pvalue)
+
+
+def spearman_test(x, y, alternative: str = "two-sided") -> tuple[float, float]:
+    """Spearman's rho and its p (NaN for fewer than 3 finite pairs or a constant side)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.sum() < 3 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
+        return float("nan"), float("nan")
+    r = sps.spearmanr(x[ok], y[ok], alternative=alternative)
+    return float(r.statistic), float(r.pvalue)

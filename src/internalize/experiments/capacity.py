@@ -89,7 +89,7 @@ def estimate(exp, preset, s) -> Estimate:
     step_bytes = obs + 4 * agents + 4  # what socialization keeps per step: obs, actions, R_s
     b = s.ppo.batch_size
     groups = len(exp.caregiver_groups()[0])
-    soc_runs = s.seeds * groups
+    soc_runs = s.seeds * min(groups, exp.caregivers_per_batch or groups)  # socializing at once
     aut_runs = s.seeds * max(1, len(exp.arms)) if s.budget.autonomy_steps > 0 and exp.arms else 0
     u_soc = phases.n_updates(s.budget.socialize_steps, b)
     per_sample = 4 * (obs * 8 if s.ppo.network == "paper_cnn" else 2 * sum(s.ppo.hidden) + obs)

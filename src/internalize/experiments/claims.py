@@ -23,6 +23,9 @@ T_TWO_SIDED = "two-sample t (Student), two-sided"
 T_GREATER = "two-sample t (Student), one-sided"
 T_LESS = T_GREATER
 TOST = "TOST: two one-sided Welch t-tests"
+T_ONE_SAMPLE = "one-sample t, one-sided"
+SPEARMAN_LESS = "Spearman rank correlation, one-sided (rho < 0)"
+SPEARMAN_GREATER = "Spearman rank correlation, one-sided (rho > 0)"
 
 
 def equivalence(id_: str, statement: str, a: np.ndarray, reference: np.ndarray, detail: dict | None = None) -> Claim:

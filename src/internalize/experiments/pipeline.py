@@ -144,26 +144,34 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
     arm_updates = [_prefix_updates(a.socialized, u_soc) for a in arms]
     learner_soc = Learner(preset.ppo, env)
     soc_presence = presence_.from_spec(exp.socialize_presence)
-    specs = [RunSpec(soc_world, caregivers.as_arrays(g), soc_presence, jnp.float32(0.0), ())
-             for _ in range(seeds) for g in groups_b]
     declared = [_prefix_updates(f, u_soc) for f in exp.isr_prefixes]  # one fit per declared budget,
     prefix_updates = sorted(declared + [u for u in {*arm_updates, u_soc} if u not in declared])  # even if equal
-    k_soc_runs, k_isr_runs = np.repeat(k_soc, n_groups, axis=0), np.repeat(k_isr, n_groups, axis=0)
-    spec_soc = phases.stack(specs)
-    resumed = _load_socialized(ckpt, learner_soc, k_soc_runs, spec_soc) if ckpt is not None else None
-    if resumed is not None:
-        soc, fitted = resumed
-    else:
-        with clock("socialize"):
-            soc = phases.socialize(learner_soc, k_soc_runs, spec_soc, budget.socialize_steps,
-                                   preset.updates_per_chunk, progress,
-                                   snapshots=tuple(u for u in arm_updates if u < u_soc), ckpt=ckpt)
-        # Internalize: one reward model per run and socialization prefix, fitted on that prefix only.
-        with clock("internalize"):
-            fitted = phases.internalize(k_isr_runs, soc.data, model, prefixes=tuple(u * batch for u in prefix_updates))
-        if ckpt is not None:
-            _save_socialized(ckpt, soc, fitted)
-    del soc.data
+    # Caregivers socialize in batches (memory: each run keeps its data until its model is fitted).
+    done = []
+    for i, gs in enumerate(caregiver_batches(exp)):
+        tag = "" if len(gs) == n_groups else f".{i}"
+        specs = [RunSpec(soc_world, caregivers.as_arrays(groups_b[g]), soc_presence, jnp.float32(0.0), ())
+                 for _ in range(seeds) for g in gs]
+        k_soc_runs, k_isr_runs = np.repeat(k_soc, len(gs), axis=0), np.repeat(k_isr, len(gs), axis=0)
+        spec_soc = phases.stack(specs)
+        resumed = _load_socialized(ckpt, learner_soc, k_soc_runs, spec_soc, tag) if ckpt is not None else None
+        if resumed is not None:
+            soc, fitted = resumed
+        else:
+            with clock("socialize"):
+                soc = phases.socialize(learner_soc, k_soc_runs, spec_soc, budget.socialize_steps,
+                                       preset.updates_per_chunk, progress,
+                                       snapshots=tuple(u for u in arm_updates if u < u_soc), ckpt=ckpt,
+                                       tag="socialize" + tag)
+            # Internalize: one reward model per run and socialization prefix, fitted on that prefix only.
+            with clock("internalize"):
+                fitted = phases.internalize(k_isr_runs, soc.data, model,
+                                            prefixes=tuple(u * batch for u in prefix_updates))
+            if ckpt is not None:
+                _save_socialized(ckpt, soc, fitted, tag)
+        soc.data = None
+        done.append((len(gs), soc, fitted))
+    soc, fitted = done[0][1:] if len(done) == 1 else _join_batches(done, seeds)
     params_out["socialize"] = soc.state.params
 
     def per_seed(x):  # [S * G, ...] -> [S, ...] (one caregiver) or [S, G, ...]
@@ -181,6 +189,11 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
         "isr/test_target": per_seed(fitted.test_target[:, -1]),
         "isr/test_mask": per_seed(fitted.test_mask[:, -1]),
     }
+    if fitted.pearson_true is not None and np.isfinite(fitted.pearson_true).any():
+        curves["isr/pearson_true"] = per_seed(fitted.pearson_true)
+    if hasattr(exp.socialize_world, "value_map_steps"):
+        for k, v in _value_map(exp, model, fitted, root_seed, soc_world, groups_b).items():
+            curves[f"valuemap/{k}"] = per_seed(v) if k == "pred" else v
     if exp.isr_sweep_layouts:
         pred, target, index = _sweep(exp, model, fitted, root_seed, soc_world)
         curves["sweep/pred"], curves["sweep/target"], curves["sweep/index"] = per_seed(pred), target, index
@@ -277,25 +290,103 @@ def _sweep(exp: Experiment, model, fitted, root_seed: int, soc_world):
     return np.asarray(pred), np.asarray(target), index
 
 
+VALUE_MAP_SEED = 104729
+
+
+def _value_map(exp: Experiment, model, fitted, root_seed: int, soc_world, groups) -> dict[str, np.ndarray]:
+    """What each fully socialized reward model learned, as a picture's numbers: on one fixed
+    layout of the socialization world, R_i of every forward step into each free cell from each
+    side, beside each caregiver's reward there (what it means to reward, ``intended``, where it
+    says; else what it pays from a fresh memory). Maps are ``[W, H, 4]`` by (cell entered,
+    facing), NaN where no such step exists."""
+    world = exp.socialize_world
+    layout, states, obs, actions, cells = world.value_map_steps(jax.random.PRNGKey(root_seed + VALUE_MAP_SEED))
+    env = world.env
+    n = actions.shape[0]
+
+    def truth(cg):
+        step = caregivers.Step(states, obs, actions, out[1], out[2], out[3], out[4], out[5])
+        _, paid, _ = jax.vmap(cg.reward)(jax.random.split(jax.random.PRNGKey(2), n),
+                                         caregivers.initial_states(cg, jax.random.PRNGKey(1), n), step)
+        meant = jax.vmap(cg.intended)(step)
+        return jnp.where(jnp.isfinite(meant), meant, paid)
+
+    out = jax.jit(jax.vmap(env.step, in_axes=(None, 0, 0, None)))(jax.random.PRNGKey(0), states, actions, soc_world)
+    both = actions[:, None]  # the learner's action, then the other agents' (what the model sees)
+    if env.other_agents:
+        both = np.concatenate([both, np.asarray(out[5]["other_actions"], np.int32)], -1)
+
+    def predict(params):
+        return model.reward(params, obs, both)
+
+    full = jax.tree.map(lambda x: x[:, -1], fitted.params)
+    pred = np.asarray(jax.jit(jax.vmap(predict))(full))  # [runs, M]
+    true = np.stack([np.asarray(jax.jit(truth)(caregivers.as_arrays(g))) for g in groups])  # [G, M]
+    width, height = np.asarray(layout.walls).shape
+
+    def grid(values):  # [..., M] -> [..., W, H, 4]
+        out = np.full(values.shape[:-1] + (width, height, 4), np.nan, np.float32)
+        out[..., cells[:, 0], cells[:, 1], cells[:, 2]] = values
+        return out
+
+    maps = {"pred": grid(pred), "true": grid(true)}
+    for f in dataclasses.fields(layout):
+        maps[f"layout/{f.name}"] = np.asarray(getattr(layout, f.name))
+    return maps
+
+
 def trace_record(curves: dict, arm: int) -> dict[str, np.ndarray]:
     """The recorded greedy episode of an arm (seed 0), field by field, from the stored curves."""
     prefix = f"trace/{arm}/"
     return {k[len(prefix):]: v for k, v in curves.items() if k.startswith(prefix)}
 
 
-def _save_socialized(ckpt: Checkpoints, soc: phases.PhaseResult, fitted: phases.Internalized) -> None:
+def caregiver_batches(exp: Experiment) -> list[list[int]]:
+    """The experiment's distinct caregivers in the batches they socialize in: all at once, or
+    ``caregivers_per_batch`` at most, in batches as even as possible (fewer shapes to compile)."""
+    n = len(exp.caregiver_groups()[0])
+    per = exp.caregivers_per_batch or n
+    k = -(-n // per)
+    sizes = [n // k + (1 if i < n % k else 0) for i in range(k)]
+    starts = np.cumsum([0] + sizes)
+    return [list(range(starts[i], starts[i + 1])) for i in range(k)]
+
+
+def _join_batches(done: list, seeds: int):
+    """Socialization results of caregiver batches (runs seed-major within each) -> one result
+    with runs ``seed * G + caregiver``, as if socialized in one batch."""
+    def join(*xs):
+        if xs[0] is None:
+            return None
+        parts = [np.asarray(x).reshape((seeds, n) + np.shape(x)[1:]) for (n, _, _), x in zip(done, xs)]
+        joined = np.concatenate(parts, 1)
+        return joined.reshape((-1,) + joined.shape[2:])
+
+    socs, fits = [d[1] for d in done], [d[2] for d in done]
+    state = jax.tree.map(join, *[s.state for s in socs])
+    metrics = {k: join(*[s.metrics[k] for s in socs]) for k in socs[0].metrics}
+    snaps = {u: jax.tree.map(join, *[s.snapshots[u] for s in socs]) for u in socs[0].snapshots}
+    fitted = phases.Internalized(**{
+        f.name: (getattr(fits[0], f.name) if f.name == "prefixes" else
+                 None if getattr(fits[0], f.name) is None else
+                 jax.tree.map(join, *[getattr(x, f.name) for x in fits]))
+        for f in dataclasses.fields(fits[0])})
+    return phases.PhaseResult(state, metrics, None, snaps), fitted
+
+
+def _save_socialized(ckpt: Checkpoints, soc: phases.PhaseResult, fitted: phases.Internalized, tag: str = "") -> None:
     """The phase checkpoint after socialization and the fits (its data is no longer needed)."""
-    ckpt.save("socialized", {
+    ckpt.save("socialized" + tag, {
         "state": serialization.to_state_dict(soc.state), "metrics": soc.metrics,
         "snapshots": {str(k): serialization.to_state_dict(v) for k, v in soc.snapshots.items()},
         "fitted": {f.name: (np.asarray(getattr(fitted, f.name)) if f.name == "prefixes" else getattr(fitted, f.name))
                    for f in dataclasses.fields(fitted)},
     })
-    ckpt.drop("socialize")
+    ckpt.drop("socialize" + tag)
 
 
-def _load_socialized(ckpt: Checkpoints, learner: Learner, keys, spec: RunSpec):
-    saved = ckpt.load("socialized")
+def _load_socialized(ckpt: Checkpoints, learner: Learner, keys, spec: RunSpec, tag: str = ""):
+    saved = ckpt.load("socialized" + tag)
     if saved is None:
         return None
     template = jax.eval_shape(jax.vmap(learner.init), keys, spec.world, spec.caregiver)

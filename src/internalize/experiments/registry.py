@@ -12,15 +12,28 @@ import sys
 from pathlib import Path
 
 from .. import registry as plugins
+from .feedback_kinds import FEEDBACK_KINDS
 from .isr_accuracy import ISR_ACCURACY
+from .noisy_caregiver import NOISY_CAREGIVER
 from .ood import OOD_MAPS, OOD_WALLS
 from .prosocial import PROSOCIAL
 from .reward_hacking import REWARD_HACKING
 from .spec import Experiment
+from .two_caregivers import TWO_CAREGIVERS
 from .unlearning import UNLEARNING
 
 BUILTIN: dict[str, Experiment] = {e.name: e for e in (UNLEARNING, ISR_ACCURACY, OOD_WALLS, OOD_MAPS,
-                                                       REWARD_HACKING, PROSOCIAL)}
+                                                       REWARD_HACKING, PROSOCIAL,
+                                                       NOISY_CAREGIVER, TWO_CAREGIVERS, FEEDBACK_KINDS)}
+SUITES = ("paper", "open")
+"""The parts of the reproduction: the paper's experiments (SPEC 7) and the open questions (SPEC 9)."""
+
+
+def suite(name: str) -> dict[str, Experiment]:
+    """The built-in experiments of a suite (``paper``, ``open``, or ``all``)."""
+    if name not in (*SUITES, "all"):
+        raise ValueError(f"unknown suite {name!r}; known: {', '.join(SUITES)}, all")
+    return {k: e for k, e in BUILTIN.items() if name == "all" or e.suite == name}
 
 
 def registered() -> dict[str, Experiment]:

@@ -31,6 +31,7 @@ def report(folder: Path, exp: Experiment | None = None) -> dict:
     claims, per_seed = declared.analyze(curves, config)
     figs = declared.plot(curves, config, folder)
     figs += stills(folder, curves, config, exp)
+    figs += value_map(folder, curves, exp)
     failed = failures(curves, config.get("arms", []))
     summary = {
         "experiment": exp.name,
@@ -103,6 +104,28 @@ def stills(folder: Path, curves: dict, config: dict, exp: Experiment) -> list[Pa
         out.append(figures.still(Path(folder) / f"still_{arm.name.replace('/', '_')}.png", world.render(rec, 0),
                                  rec["pos"][:cut], 16, title))
     return out
+
+
+def value_map(folder: Path, curves: dict, exp: Experiment) -> list[Path]:
+    """What the ISR learned, as a picture (from the stored ``valuemap/*`` curves): on one fixed
+    layout, each socializing caregiver's reward of stepping into each cell from each side, beside
+    seed 0's fitted ISR there."""
+    if "valuemap/pred" not in curves or not hasattr(exp.socialize_world, "render"):
+        return []
+    layout = {k[len("valuemap/layout/"):]: v[None] for k, v in curves.items() if k.startswith("valuemap/layout/")}
+    background = exp.socialize_world.render(layout, 0, tile=24)
+    groups, of_arm = exp.caregiver_groups()
+    true, pred = curves["valuemap/true"], curves["valuemap/pred"]
+    panels = []
+    for g in range(len(groups)):
+        mine = pred[0] if len(groups) == 1 else pred[0, g]
+        label = ""
+        if len(groups) > 1:  # name it as its arms do ("noise=0.2/isr" -> "noise=0.2")
+            label = next(a.name.rsplit("/", 1)[0] for a, i in zip(exp.arms, of_arm) if i == g) + ": "
+        panels += [(f"{label}caregiver", true[g]), (f"{label}ISR, seed 0", mine)]
+    return [figures.value_maps(Path(folder) / "value_map.png", background, 24, panels,
+                               f"{exp.name}: reward of stepping into each cell from each side (one layout; caregiver: "
+                               "what it means to reward)", per_row=4 if len(panels) > 4 else 2)]
 
 
 def _first_layout_steps(rec: dict) -> int:

@@ -104,6 +104,17 @@ class Experiment:
     """The caregiver (:mod:`internalize.caregivers`); default the socialization world's."""
     reward_model: RewardModel = ISR
     """What stands in for the caregiver once it leaves (:mod:`internalize.reward_models`)."""
+    design: Any = None
+    """The experiment's own design (a frozen dataclass: levels, kinds, weights, with a
+    ``validate()``); its fields are the run's ``design.*`` settings and ``arms_of`` builds the arms."""
+    arms_of: Callable[[Any], tuple[Arm, ...]] | None = None
+    """The arms a design gives (an experiment with a ``design``)."""
+    caregivers_per_batch: int | None = None
+    """Socialize at most this many of its distinct caregivers at once (all seeds of each): every
+    socializing run keeps its data until its reward model is fitted, so many caregivers at full
+    budget would not fit in memory together (:mod:`.capacity`). None: all at once."""
+    suite: str = "paper"
+    """Which part of the reproduction it belongs to: ``paper`` (SPEC 7) or ``open`` (SPEC 9)."""
 
     @property
     def conditions(self) -> tuple[str, ...]:
@@ -132,6 +143,24 @@ class Experiment:
                 groups.append(cg)
             of_arm.append(groups.index(cg))
         return tuple(groups or [self.the_caregiver()]), of_arm
+
+
+def unclipped_isr(preset: Preset) -> ISRConfig:
+    """The preset's ISR without SPEC 5's clip of targets at 0: our recorded R_s never holds a step
+    cost, so the clip would only erase scolding and correction, and turn a noisy caregiver's
+    zero-mean noise into a positive bias on every step (``isr.clip_target``)."""
+    return replace(preset.isr, clip_target=False)
+
+
+def open_question(**fields) -> Experiment:
+    """An open-question experiment (SPEC 9): the shared defaults of the ``open`` suite (autonomy on
+    the socialization world, 120k + 120k steps, quick 30k + 30k at 4 seeds, the ISR fitted without
+    the clip at 0, no recorded episodes, arms from the design), then the declaration's own ``fields``."""
+    defaults = dict(autonomy_world=fields["socialize_world"], budget=Budget(120_000, 120_000),
+                    quick=Budget(30_000, 30_000), quick_seeds=4, isr_config=unclipped_isr, trace=False, suite="open")
+    if fields.get("design") is not None and "arms" not in fields:
+        fields["arms"] = fields["arms_of"](fields["design"])
+    return Experiment(**{**defaults, **fields})
 
 
 def with_budget(exp: Experiment, socialize_steps: int | None = None, autonomy_steps: int | None = None,
@@ -181,6 +210,8 @@ class Settings:
     """Episodes per evaluation world and arm (experiments that evaluate policies)."""
     updates_per_chunk: int
     """PPO updates per compiled call (progress and checkpoints come between calls)."""
+    design: Any = field(default=None, metadata={"group": True})
+    """The experiment's own design (levels, kinds, weights), for experiments that have one."""
 
 
 def settings_for(exp: Experiment, preset: Preset, *, quick: bool = False) -> Settings:
@@ -196,6 +227,7 @@ def settings_for(exp: Experiment, preset: Preset, *, quick: bool = False) -> Set
         caregiver=exp.the_caregiver(),
         eval_episodes=exp.eval_episodes,
         updates_per_chunk=preset.updates_per_chunk,
+        design=exp.design,
     )
 
 
@@ -211,6 +243,9 @@ def configure(exp: Experiment, preset: Preset, s: Settings) -> tuple[Experiment,
     for name, ok, want in checks:
         if not ok:
             raise ValueError(f"setting {name} must be {want}")
+    if s.design is not None:
+        s.design.validate()
+        exp = replace(exp, design=s.design, arms=exp.arms_of(s.design))
     capacity.check_limits(s)
     for cg in (s.caregiver, *(a.caregiver for a in exp.arms if a.caregiver is not None)):
         caregivers.check(cg)

@@ -77,6 +77,7 @@ class FitResult(NamedTuple):
     test_target: jax.Array  # float32 [T]
     samples_seen: jax.Array  # int32 [N_EVALS], training samples drawn by each evaluation
     test_mask: jax.Array  # bool [T], which of the T slots are held-out steps (all, unless n_valid)
+    test_index: jax.Array | None = None  # int32 [T], the held-out steps' indices in the data
 
 
 def split_sizes(n: int, cfg: ISRConfig) -> tuple[int, int]:
@@ -118,7 +119,9 @@ def fit(key: jax.Array, obs: jax.Array, actions: jax.Array, target: jax.Array, c
         n = jnp.clip(jnp.asarray(n_valid, jnp.int32), 2, size)
         n_train = jnp.clip(jnp.round(cfg.train_fraction * n).astype(jnp.int32), 1, n - 1)
         t_max = size - split_sizes(size, cfg)[0] + 1  # the largest held-out set any n_valid gives
-    target = jnp.maximum(target.astype(jnp.float32), 0.0)
+    target = target.astype(jnp.float32)
+    if cfg.clip_target:  # SPEC 5: step costs are never targets
+        target = jnp.maximum(target, 0.0)
 
     def x_of(i):
         return inputs(obs[i], actions[i], n_actions, cfg.action_planes)
@@ -137,7 +140,7 @@ def fit(key: jax.Array, obs: jax.Array, actions: jax.Array, target: jax.Array, c
     # indices sorted positives first, so a draw is O(batch), whatever the data size.
     idx = jnp.arange(size)
     is_train = idx < n_train
-    pos = is_train & (target > 0)
+    pos = is_train & (target != 0)  # (after the clip: target > 0, SPEC 5)
     n_pos = pos.sum()
     n_neg = n_train - n_pos
     order = jnp.argsort(jnp.where(is_train, jnp.where(pos, 0, 1), 2), stable=True)
@@ -185,7 +188,7 @@ def fit(key: jax.Array, obs: jax.Array, actions: jax.Array, target: jax.Array, c
 
     (params, _, _), (train_loss, mse) = jax.lax.scan(segment, (params, tx.init(params), k_idx), None, N_EVALS)
     seen = (jnp.arange(1, N_EVALS + 1) * per_eval * cfg.batch_size).astype(jnp.int32)
-    return FitResult(params, train_loss, mse, predict_test(params), y_test, seen, test_mask)
+    return FitResult(params, train_loss, mse, predict_test(params), y_test, seen, test_mask, test_idx)
 
 
 def pearson(a: jax.Array, b: jax.Array, mask: jax.Array | None = None) -> jax.Array:

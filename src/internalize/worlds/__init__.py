@@ -10,7 +10,8 @@ settings) with:
 - ``action_names``: a name per action (pictures and captions);
 - ``render(rec, t, tile)`` (optional): step ``t`` of a recorded episode as an RGB image.
 
-Built in: ``coin`` (:mod:`.coin`, SPEC 3) and ``prosocial`` (:mod:`.prosocial`, SPEC 8).
+Built in: ``coin`` (:mod:`.coin`, SPEC 3), ``two_coin`` (:mod:`.two_coin`, the coin world with a
+red and a blue coin) and ``prosocial`` (:mod:`.prosocial`, SPEC 8).
 :mod:`.gymnax` brings a gymnax environment in as a world (needs ``gymnax``). An installed
 package registers more through the ``internalize.worlds`` entry point group (a name and a
 world spec class). What does not live here: the learner, caregivers and experiments.
@@ -20,8 +21,9 @@ from __future__ import annotations
 from .. import registry
 from .coin import CoinWorld
 from .prosocial import ProsocialWorld
+from .two_coin import TwoCoinWorld
 
-BUILTIN = {"coin": CoinWorld, "prosocial": ProsocialWorld}
+BUILTIN = {"coin": CoinWorld, "two_coin": TwoCoinWorld, "prosocial": ProsocialWorld}
 
 
 def known() -> dict[str, type]:

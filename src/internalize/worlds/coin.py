@@ -209,6 +209,33 @@ def _reachable(walls: jax.Array, start: jax.Array, target: jax.Array, size: int)
     return reach[target[0], target[1]]
 
 
+def distances(walls: jax.Array, goal: jax.Array) -> jax.Array:
+    """Shortest-path (BFS) distances ``float32 [W, H]`` from every cell to ``goal`` over free
+    cells, moving between 4-neighbours; inf where the goal cannot be reached (and on walls)."""
+    free = ~walls
+    xs, ys = np.meshgrid(np.arange(walls.shape[0]), np.arange(walls.shape[1]), indexing="ij")
+    d0 = jnp.where((xs == goal[0]) & (ys == goal[1]), 0.0, jnp.inf).astype(jnp.float32)
+
+    def relax(_, d):
+        near = jnp.minimum(jnp.minimum(jnp.roll(d, 1, 0), jnp.roll(d, -1, 0)),
+                           jnp.minimum(jnp.roll(d, 1, 1), jnp.roll(d, -1, 1)))
+        return jnp.where(free, jnp.minimum(d, near + 1.0), jnp.inf)
+
+    # A path visits each interior cell at most once; the border walls stop the rolls from
+    # wrapping. A loop, not unrolled: unrolled, the vmapped program ran about 100x slower
+    # (1.38 s against 11.9 ms for 4,096 maps, measured on this machine); cells are chosen by
+    # masks rather than indexed, which vmaps into elementwise work instead of gathers.
+    return jax.lax.fori_loop(0, (walls.shape[0] - 2) * (walls.shape[1] - 2), relax, d0)
+
+
+def goal_distance(state: "CoinState") -> jax.Array:
+    """The agent's shortest-path distance to the goal (float32 [], inf when unreachable): what a
+    shaping or correcting caregiver measures progress by (:class:`internalize.caregivers.Feedback`)."""
+    d = distances(state.walls, state.goal)
+    xs, ys = np.meshgrid(np.arange(d.shape[0]), np.arange(d.shape[1]), indexing="ij")
+    return jnp.min(jnp.where((xs == state.pos[0]) & (ys == state.pos[1]), d, jnp.inf))
+
+
 def _draw_layout_once(key: jax.Array, params: CoinParams) -> Layout:
     size, width = params.size, params.width
     k_cells, k_dir = jax.random.split(key)
@@ -359,6 +386,44 @@ def sweep(layouts: list[tuple[np.ndarray, tuple[int, int]]]) -> tuple[CoinState,
     return states, index[:, 4].copy(), index
 
 
+def entering_steps(state, occupied: list) -> tuple[object, np.ndarray, np.ndarray]:
+    """Every way of stepping forward into a free cell of one layout: for each free cell c and
+    facing f, the agent stands at c - f facing f (on a free cell not in ``occupied``, the
+    goals) and moves forward. For value maps: R(s, forward) per (cell entered, facing).
+
+    ``state``: one (unbatched) world state with ``walls``, ``pos`` and ``dir``. Returns
+    (states [M] batched, actions int32 [M] (all forward), cells int32 [M, 3] of (x, y, facing)).
+    """
+    walls = np.asarray(state.walls, bool)
+    taken = {tuple(int(v) for v in np.asarray(c)) for c in occupied}
+    rows = []
+    for x in range(walls.shape[0]):
+        for y in range(walls.shape[1]):
+            if walls[x, y]:
+                continue
+            for f in range(4):
+                px, py = x - DIR_VEC[f][0], y - DIR_VEC[f][1]
+                if 0 <= px < walls.shape[0] and 0 <= py < walls.shape[1] and not walls[px, py] \
+                        and (px, py) not in taken:
+                    rows.append((x, y, f, px, py))
+    rows = np.asarray(rows, np.int32).reshape(-1, 5)
+    m = len(rows)
+    states = jax.tree.map(lambda v: np.repeat(np.asarray(v)[None], m, 0), state)
+    states = states.replace(pos=rows[:, 3:5].copy(), dir=rows[:, 2].copy())
+    return states, np.full(m, FORWARD, np.int32), rows[:, :3].copy()
+
+
+def value_map_steps(key: jax.Array, params, reset_fn, observe_fn, occupied):
+    """A layout drawn by ``reset_fn`` with ``key`` and every forward step into its free cells
+    (:func:`entering_steps`; ``occupied(state)``: the cells the agent cannot stand on):
+    ``(layout state, states [M], obs [M], actions [M], cells [M, 3])``."""
+    _, state = jax.jit(reset_fn)(key, params)
+    state = jax.tree.map(np.asarray, state)
+    states, actions, cells = entering_steps(state, occupied(state))
+    obs = jax.jit(jax.vmap(observe_fn, in_axes=(0, None)))(states, params)
+    return state, states, obs, actions, cells
+
+
 # ---------------------------------------------------------------------------------------------
 # Rendering (host side, for figures and GIFs)
 
@@ -451,6 +516,11 @@ class CoinWorld:
     def caregiver(self) -> caregivers.GoalPraise:
         """+0.4 on the goal, paid instead of the goal step's cost (SPEC 3)."""
         return caregivers.GoalPraise(0.4, waives_step_cost=True)
+
+    def value_map_steps(self, key: jax.Array):
+        """A fixed layout drawn with ``key`` and every forward step into its free cells
+        (:func:`value_map_steps`)."""
+        return value_map_steps(key, self.params(), reset, observe, lambda s: [s.goal])
 
     action_names = ("left", "right", "forward")
 

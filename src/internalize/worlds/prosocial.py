@@ -38,6 +38,7 @@ import numpy as np
 from flax import struct
 
 from .. import caregivers, env
+from . import coin
 from .coin import (COLOR_BLUE, COLOR_GREEN, COLOR_GREY, COLOR_PURPLE, COLOR_RED, DIR_VEC, OBJ_AGENT, OBJ_BALL,
                     OBJ_EMPTY, OBJ_GOAL, OBJ_WALL, _triangle_mask, _view_offsets, draw_room)
 
@@ -477,6 +478,11 @@ class ProsocialWorld:
     def caregiver(self) -> caregivers.GoalPraise:
         """The shared +0.4 when the partner reaches its goal; forward costs are never waived."""
         return caregivers.GoalPraise(0.4, waives_step_cost=False)
+
+    def value_map_steps(self, key: jax.Array):
+        """A layout drawn with ``key`` and every forward step of the learner into its free cells,
+        the partner where it starts (:func:`internalize.worlds.coin.value_map_steps`)."""
+        return coin.value_map_steps(key, self.params(), reset, observe, lambda s: [s.partner, s.goal, s.ball])
 
     action_names = ACTION_NAMES
 
