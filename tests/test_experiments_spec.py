@@ -10,7 +10,13 @@ from internalize.worlds import coin as world
 
 def test_experiments_are_declared_with_their_paper_budgets():
     e = experiments.EXPERIMENTS
-    assert set(e) == {"unlearning", "isr_accuracy", "ood_walls", "ood_maps", "reward_hacking", "prosocial"}
+    paper = {"unlearning", "isr_accuracy", "ood_walls", "ood_maps", "reward_hacking", "prosocial"}
+    open_ = {"noisy_caregiver", "two_caregivers", "feedback_kinds"}  # issue 14
+    assert set(e) == paper | open_
+    assert {n for n, x in e.items() if x.suite == "paper"} == paper
+    for n in open_:  # the issue's budgets: 120k + 120k steps, 10 seeds at full budget
+        assert e[n].suite == "open" and e[n].budget == experiments.Budget(120_000, 120_000), n
+        assert e[n].isr_config(PRESETS["paper"]).clip_target is False, n
     assert e["prosocial"].budget == experiments.Budget(480_000, 480_000)
     assert e["prosocial"].conditions == ("oracle", "none", "isr") and e["prosocial"].isr_replaces_reward
     paper_isr = e["prosocial"].isr_config(PRESETS["paper"])

@@ -257,8 +257,11 @@ def _changed(name: str, value):
     if isinstance(value, str):
         return value + "x"
     if value is None:
+        from internalize.experiments import noisy_caregiver
+
         return {"caregiver": caregivers.GoalPraise(0.5), "isr_config": conv_isr, "world": CoinWorld(n_walls=2),
-                "label": "other", "quick_seeds": 3, "map_name": "plus"}[name]
+                "label": "other", "quick_seeds": 3, "map_name": "plus", "design": noisy_caregiver.Design(),
+                "arms_of": noisy_caregiver.arms_of, "caregivers_per_batch": 2}[name]
     if isinstance(value, tuple):
         return value[:-1] if value else ((0.5,) if name == "isr_prefixes" else (CoinWorld(n_walls=2),))
     if dataclasses.is_dataclass(value):
