@@ -22,7 +22,9 @@ PRESET = dataclasses.replace(PRESETS["fast"], ppo=TINY_PPO, updates_per_chunk=4)
 def piped():
     exp = dataclasses.replace(
         EXPERIMENTS["unlearning"],
-        arms=(Arm("oracle"), Arm("none"), Arm("isr"), Arm("isr", caregiver=caregivers.GoalPraise(0.0), label="silent")))
+        arms=(Arm("oracle"), Arm("none"), Arm("isr"), Arm("isr", caregiver=caregivers.GoalPraise(0.0), label="silent"),
+              # another class: caregivers of different classes ride one batch as switches
+              Arm("isr", caregiver=caregivers.Imperfect(omission=1.0), label="never")))
     calls = []
     original = phases.autonomy
 
@@ -43,18 +45,20 @@ def test_r_i_is_computed_only_in_the_arms_that_use_it(piped):
     assert set(by_tag) == {"autonomy", "autonomy.rm"}
     plain, with_rm = by_tag["autonomy"], by_tag["autonomy.rm"]
     assert plain["reward_model"] is None and plain["isr_params"] == [] and plain["runs"] == 2 * 2  # oracle, none
-    assert with_rm["reward_model"] is not None and with_rm["isr_params"] and with_rm["runs"] == 2 * 2  # isr arms
+    assert with_rm["reward_model"] is not None and with_rm["isr_params"] and with_rm["runs"] == 2 * 3  # isr arms
     out = curves["autonomy/isr_output"]  # [seeds, arms, updates], arms in declared order
     assert np.all(out[:, :2] == 0.0) and np.all(out[:, 2:] != 0.0)
 
 
 def test_arms_socialized_by_different_caregivers_share_one_batch(piped):
     _, curves, _ = piped
-    np.testing.assert_array_equal(curves["arms/caregiver"], [0, 0, 0, 1])
-    assert curves["socialize/goals_per_episode"].shape == (2, 2, 4)  # seeds x caregivers x updates
-    assert curves["isr/pearson"].shape[:2] == (2, 2)
+    np.testing.assert_array_equal(curves["arms/caregiver"], [0, 0, 0, 1, 2])
+    assert curves["socialize/goals_per_episode"].shape == (2, 3, 4)  # seeds x caregivers x updates
+    assert curves["isr/pearson"].shape[:2] == (2, 3)
     target, mask = curves["isr/test_target"], curves["isr/test_mask"]  # [seeds, caregivers, T]
     assert np.all(target[:, 1][mask[:, 1]] == 0.0)  # the silent caregiver never praised
+    assert np.all(target[:, 2][mask[:, 2]] == 0.0)  # nor did the one who misses every goal (another class)
+    assert np.any(target[:, 0][mask[:, 0]] > 0.0)  # the paper's did
     # Same seed keys for both caregivers: the learners start alike, and they act alike until the
     # first praise (an update's rollout comes before its learning step).
     np.testing.assert_array_equal(curves["socialize/goals_per_episode"][:, 0, 0],

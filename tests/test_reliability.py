@@ -64,7 +64,7 @@ def test_guarantee_same_settings_and_seed_give_identical_results(tmp_path):
     assert not np.array_equal(c1, c2)  # the seed matters: the comparison above can fail
 
 
-KILL_ARGS = ["--only", "unlearning", "--seeds", "4", "--socialize-steps", "20480", "--autonomy-steps", "61440",
+KILL_ARGS = ["--only", "unlearning", "--seeds", "4", "--socialize-steps", "20480", "--autonomy-steps", "30720",
              "--updates_per_chunk", "1", "--checkpoint-every", "0", "--no-progress"]
 
 
