@@ -84,17 +84,19 @@ def test_same_settings_reuse_and_changed_settings_get_a_new_run(stored, tmp_path
     before = snapshot(out / "unlearning")
     again = cli("run", "unlearning", *TINY, "--out", str(out))
     assert again.returncode == 0 and "stored results match this configuration; not rerun" in again.stdout
-    changed = cli("run", "unlearning", *TINY, "--out", str(out), "--ppo.lr", "0.001")
+    # Another root seed: a different computation, with the same compiled programs (loaded from the
+    # compilation cache; a changed learning rate would compile them again).
+    changed = cli("run", "unlearning", *TINY, "--out", str(out), "--seed", "5")
     assert changed.returncode == 0, changed.stderr
     new = [p for p in out.iterdir() if p.name.startswith("unlearning-")]
-    assert len(new) == 1 and json.loads((new[0] / "config.json").read_text())["settings"]["ppo.lr"] == 0.001
+    assert len(new) == 1 and json.loads((new[0] / "config.json").read_text())["settings"]["seed"] == 5
     after = snapshot(out / "unlearning")
     assert {k: v for k, v in after.items() if k.endswith((".npz", ".parquet", ".msgpack", "config.json"))} == \
         {k: v for k, v in before.items() if k.endswith((".npz", ".parquet", ".msgpack", "config.json"))}
     listing = cli("list", str(out))
     assert listing.returncode == 0 and new[0].name in listing.stdout and "\nunlearning " in listing.stdout
     shutil.rmtree(out / "unlearning")  # the changed run is found again where it is, not redone
-    found = cli("run", "unlearning", *TINY, "--out", str(out), "--ppo.lr", "0.001")
+    found = cli("run", "unlearning", *TINY, "--out", str(out), "--seed", "5")
     assert "not rerun" in found.stdout and str(new[0]) in found.stdout and not (out / "unlearning").exists()
 
 
