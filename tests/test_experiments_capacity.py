@@ -61,8 +61,9 @@ def test_the_estimate_grows_with_seeds_and_steps_and_names_its_parts():
     more_steps = capacity.estimate(exp, preset, replace(s, budget=replace(s.budget, socialize_steps=240_000)))
     assert more_seeds.total > base.total and more_steps.total > base.total
     assert set(base.parts) == {"socialization data", "collect buffer", "rollouts", "process"}
-    # socialization data: 10 seeds x 120,832 steps (59 updates of 2,048) x (81 x 4 obs + 4 + 4 bytes), 3 copies
-    assert base.parts["socialization data"] == 3 * 10 * 59 * 2048 * (9 * 9 * 4 + 8)
+    # socialization data: 10 seeds x 120,832 steps (59 updates of 2,048) x (81 x 4 obs + 4 action + 4 R_s
+    # + 4 intended R_s bytes), 3 copies
+    assert base.parts["socialization data"] == 3 * 10 * 59 * 2048 * (9 * 9 * 4 + 12)
     assert "GiB" in base.describe()
 
 

@@ -239,10 +239,14 @@ class TwoCaregivers(Caregiver):
     def init_state(self, key):
         return jax.random.bernoulli(key, self.w)  # A is there this episode
 
-    def reward(self, key, is_a, step):
+    def _pays(self, step) -> tuple[jax.Array, jax.Array]:
+        """What A and what B would pay for ``step``."""
         red, blue = step.info["red_reached"], step.info["blue_reached"]
-        r_a = jnp.where(red, self.a_red, 0.0) + jnp.where(blue, self.a_blue, 0.0)
-        r_b = jnp.where(red, self.b_red, 0.0) + jnp.where(blue, self.b_blue, 0.0)
+        return (jnp.where(red, self.a_red, 0.0) + jnp.where(blue, self.a_blue, 0.0),
+                jnp.where(red, self.b_red, 0.0) + jnp.where(blue, self.b_blue, 0.0))
+
+    def reward(self, key, is_a, step):
+        r_a, r_b = self._pays(step)
         r_s = jnp.where(is_a, r_a, r_b).astype(jnp.float32)
         ended = step.terminated | step.truncated
         is_a = jnp.where(ended, jax.random.bernoulli(key, self.w), is_a)  # the next episode's caregiver
@@ -250,9 +254,7 @@ class TwoCaregivers(Caregiver):
 
     def intended(self, step):
         """What the two mean on average: A's reward with weight w, B's with 1 - w."""
-        red, blue = step.info["red_reached"], step.info["blue_reached"]
-        a = jnp.where(red, self.a_red, 0.0) + jnp.where(blue, self.a_blue, 0.0)
-        b = jnp.where(red, self.b_red, 0.0) + jnp.where(blue, self.b_blue, 0.0)
+        a, b = self._pays(step)
         return (self.w * a + (1 - self.w) * b).astype(jnp.float32)
 
 

@@ -97,9 +97,9 @@ def tost(a, b, margin: float) -> tuple[float, float, float]:
 
 
 def ttest_1samp(x, popmean: float, alternative: str = "two-sided") -> tuple[float, float]:
-    """One-sample t-test of mean(x) against ``popmean`` (NaN for fewer than two values)."""
+    """One-sample t-test of mean(x) against ``popmean`` (NaN for fewer than two values, or when a
+    value is not finite: a diverged run makes the test fail rather than drop out)."""
     x = np.asarray(x, float)
-    x = x[np.isfinite(x)]
     if len(x) < 2:
         return float("nan"), float("nan")
     r = sps.ttest_1samp(x, popmean, alternative=alternative)
@@ -107,7 +107,9 @@ def ttest_1samp(x, popmean: float, alternative: str = "two-sided") -> tuple[floa
 
 
 def spearman_test(x, y, alternative: str = "two-sided") -> tuple[float, float]:
-    """Spearman's rho and its p (NaN for fewer than 3 finite pairs or a constant side)."""
+    """Spearman's rho and its p over the finite pairs (NaN for fewer than 3 of them or a constant
+    side). Pairs with a NaN are left out: there a measure is undefined (a red share with no coin
+    reached), not failed."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     ok = np.isfinite(x) & np.isfinite(y)
     if ok.sum() < 3 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:

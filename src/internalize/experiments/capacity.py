@@ -86,7 +86,7 @@ def estimate(exp, preset, s) -> Estimate:
     wp = s.world.socialize.params()
     obs = int(math.prod(env.obs_shape(wp)))
     agents = 1 + env.other_agents
-    step_bytes = obs + 4 * agents + 4  # what socialization keeps per step: obs, actions, R_s
+    step_bytes = obs + 4 * agents + 8  # what socialization keeps per step: obs, actions, R_s, intended R_s
     b = s.ppo.batch_size
     groups = len(exp.caregiver_groups()[0])
     soc_runs = s.seeds * min(groups, exp.caregivers_per_batch or groups)  # socializing at once

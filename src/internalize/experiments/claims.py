@@ -28,6 +28,11 @@ SPEARMAN_LESS = "Spearman rank correlation, one-sided (rho < 0)"
 SPEARMAN_GREATER = "Spearman rank correlation, one-sided (rho > 0)"
 
 
+def not_judged(id_: str, statement: str, missing: str, test: str) -> Claim:
+    """A claim whose arms the run's design left out: it does not hold, and says what was missing."""
+    return Claim(id_, statement, False, float("nan"), float("nan"), {"not judged": f"{missing} not run"}, test=test)
+
+
 def equivalence(id_: str, statement: str, a: np.ndarray, reference: np.ndarray, detail: dict | None = None) -> Claim:
     """``a`` is equivalent to ``reference``: TOST with a margin of 10% of the reference's mean
     (SPEC 9.1). Value: mean(a) - mean(reference); detail has the paper's plain t-test p."""

@@ -4,8 +4,8 @@ shortest-path distance to the coin, scaled so that a shortest path earns 0.4 in 
 correction (-0.1 for a step that lengthens it, nothing else), and praise + correction
 (:class:`internalize.caregivers.Feedback`).
 
-Autonomy as in ``unlearning`` (3 walls, ``isr`` and ``none``), ``isr`` also from 30k steps of
-socialization (``isr@30k``), and the ``ood_walls`` evaluation: ``isr`` adapting on 5 walls
+Autonomy as in ``unlearning`` (3 walls, ``isr`` and ``none``), ``isr`` also from the first
+quarter of socialization (``isr@early``: 30k of 120k steps), and the ``ood_walls`` evaluation: ``isr`` adapting on 5 walls
 against the ``frozen`` policy, both evaluated on 5 walls with the paper's praise. The claims are
 hypotheses, judged as measured.
 """
@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import caregivers, figures, stats
 from ..worlds import CoinWorld, coin
-from .claims import ALPHA, END_FRACTION, T_GREATER, T_ONE_SAMPLE
+from .claims import ALPHA, END_FRACTION, T_GREATER, T_ONE_SAMPLE, not_judged
 from .spec import Arm, Claim, open_question
 
 KINDS = {
@@ -28,7 +28,6 @@ KINDS = {
     "praise+correction": caregivers.Feedback(goal_reward=0.4, correction=-0.1, distance=coin.goal_distance),
 }
 KEEP = 0.75
-EARLY_STEPS = 30_000
 
 
 @dataclass(frozen=True)
@@ -70,9 +69,7 @@ def table(curves: dict, config: dict) -> dict:
 
 def analyze(curves: dict, config: dict) -> tuple[list[Claim], dict]:
     t = table(curves, config)
-    early = int(np.asarray(curves["arms/socialized_steps"])[config["arms"].index(next(
-        a for a in config["arms"] if a.endswith("isr@early")))]) if any(a.endswith("isr@early") for a in config["arms"]) \
-        else 0
+    early = int(np.asarray(curves["arms/socialized_steps"]).min())  # the isr@early arms' point
     claims = []
     st = (f"Hypothesis: shaping internalizes sooner. After {early:,} steps of socialization, the shaping caregiver's "
           "`isr` keeps more goals per episode at the end of autonomy than the praising caregiver's.")
@@ -84,8 +81,7 @@ def analyze(curves: dict, config: dict) -> tuple[list[Claim], dict]:
                                                             "socialized_steps": early},
                             test=T_GREATER + " (shaping > praise)"))
     else:
-        claims.append(Claim("shaping_internalizes_sooner", st, False, float("nan"), float("nan"),
-                            {"not judged": "shaping and praise not both run"}, test=T_GREATER))
+        claims.append(not_judged("shaping_internalizes_sooner", st, "shaping and praise", T_GREATER))
     st = ("Hypothesis: correction alone suffices. Taught only by correction, `isr` keeps at least 75% of the goals "
           "per episode that praise's `isr` keeps at the end of autonomy (full socialization).")
     if "correction" in t and "praise" in t:
@@ -96,8 +92,7 @@ def analyze(curves: dict, config: dict) -> tuple[list[Claim], dict]:
                                 "praise": float(t["praise"]["isr"]["goals"].mean())},
                             test=T_ONE_SAMPLE + f" (> {KEEP})"))
     else:
-        claims.append(Claim("correction_alone_suffices", st, False, float("nan"), float("nan"),
-                            {"not judged": "correction and praise not both run"}, test=T_ONE_SAMPLE))
+        claims.append(not_judged("correction_alone_suffices", st, "correction and praise", T_ONE_SAMPLE))
     per_seed = {k: {a: v for a, v in arms.items()} for k, arms in t.items()}
     return claims, {"end_of_autonomy": per_seed}
 

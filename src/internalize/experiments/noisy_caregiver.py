@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import caregivers, figures, stats
 from ..worlds import CoinWorld
-from .claims import ALPHA, END_FRACTION, SPEARMAN_LESS, T_LESS, T_ONE_SAMPLE
+from .claims import ALPHA, END_FRACTION, SPEARMAN_LESS, T_LESS, T_ONE_SAMPLE, not_judged
 from .spec import Arm, Claim, open_question
 
 KINDS = ("noise", "omission", "false_praise", "delay")
@@ -100,8 +100,7 @@ def table(curves: dict, config: dict) -> dict:
 def _level_claim(t: dict, id_: str, kind: str, level: float, statement: str) -> Claim:
     rows = t["kinds"].get(kind, {})
     if level not in rows:
-        return Claim(id_, statement, False, float("nan"), float("nan"), {"not judged": f"{label(kind, level)} not run"},
-                     test=T_ONE_SAMPLE)
+        return not_judged(id_, statement, label(kind, level), T_ONE_SAMPLE)
     x = rows[level]["persistence"]
     _, p = stats.ttest_1samp(x, KEEP, alternative="greater")
     return Claim(id_, statement, holds=bool(np.isfinite(p) and p < ALPHA), value=float(x.mean()), p_value=p,
@@ -129,8 +128,7 @@ def analyze(curves: dict, config: dict) -> tuple[list[Claim], dict]:
                             value=float(a.mean() - b.mean()), p_value=p, test=T_LESS + " (f=0.1 < perfect)",
                             detail={"f=0.1": float(a.mean()), "perfect": float(b.mean())}))
     else:
-        claims.append(Claim("false_praise_misleads", st, False, float("nan"), float("nan"),
-                            {"not judged": "false_praise=0.1 not run"}, test=T_LESS))
+        claims.append(not_judged("false_praise_misleads", st, "false_praise=0.1", T_LESS))
     rows = t["kinds"].get("delay", {})
     st = ("Hypothesis: delay breaks credit assignment. Persistence falls as the praise comes later: Spearman's "
           "rho between delay and persistence over seeds x levels is negative.")
@@ -166,5 +164,5 @@ NOISY_CAREGIVER = open_question(
     caregiver=PERFECT,
     design=DESIGN,
     arms_of=arms_of,
-    caregivers_per_batch=5,  # 13 caregivers x 10 seeds of data at once would need about 20 GiB
+    caregivers_per_batch=5,  # 13 caregivers x 10 seeds of data at once: about 18 GiB
 )

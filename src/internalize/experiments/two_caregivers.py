@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import caregivers, figures, stats
 from ..worlds import TwoCoinWorld
-from .claims import ALPHA, END_FRACTION, SPEARMAN_GREATER, T_ONE_SAMPLE
+from .claims import ALPHA, END_FRACTION, SPEARMAN_GREATER, T_ONE_SAMPLE, not_judged
 from .spec import Arm, Claim, open_question
 
 VARIANTS = {"agree": (0.4, 0.0, 0.0, 0.4), "opposed": (0.4, 0.0, -0.4, 0.0)}
@@ -69,10 +69,6 @@ def table(curves: dict, config: dict) -> dict:
     return out
 
 
-def _missing(id_: str, statement: str, what: str, test: str) -> Claim:
-    return Claim(id_, statement, False, float("nan"), float("nan"), {"not judged": f"{what} not run"}, test=test)
-
-
 def analyze(curves: dict, config: dict) -> tuple[list[Claim], dict]:
     t = table(curves, config)
     agree = t.get("agree", {}).get("isr", {})
@@ -90,7 +86,7 @@ def analyze(curves: dict, config: dict) -> tuple[list[Claim], dict]:
                             {f"w={w:g}": float(np.nanmean(agree[w]["red_share"])) for w in ws},
                             test=SPEARMAN_GREATER))
     else:
-        claims.append(_missing("preference_follows_exposure", st, "three weights of agree", SPEARMAN_GREATER))
+        claims.append(not_judged("preference_follows_exposure", st, "three weights of agree", SPEARMAN_GREATER))
     st = ("Hypothesis: disagreement keeps both. At w = 0.5 `isr` keeps at least 75% of the coins per episode that "
           "`isr` reaches at w = 1 (one caregiver).")
     if 0.5 in agree and 1.0 in agree:
@@ -100,7 +96,7 @@ def analyze(curves: dict, config: dict) -> tuple[list[Claim], dict]:
                             {"w=0.5": float(agree[0.5]["coins"].mean()), "w=1": float(agree[1.0]["coins"].mean())},
                             test=T_ONE_SAMPLE + f" (> {KEEP})"))
     else:
-        claims.append(_missing("disagreement_keeps_both", st, "agree at w = 0.5 and 1", T_ONE_SAMPLE))
+        claims.append(not_judged("disagreement_keeps_both", st, "agree at w = 0.5 and 1", T_ONE_SAMPLE))
     st = ("Hypothesis: opposed caregivers cancel. When B scolds red instead of praising blue, at w = 0.5 `isr` "
           "reaches fewer than half the red coins per episode that it reaches at w = 1.")
     if 0.5 in opposed and 1.0 in opposed:
@@ -110,7 +106,7 @@ def analyze(curves: dict, config: dict) -> tuple[list[Claim], dict]:
                             {"w=0.5": float(opposed[0.5]["red"].mean()), "w=1": float(opposed[1.0]["red"].mean())},
                             test="one-sample t, one-sided (< 0.5)"))
     else:
-        claims.append(_missing("opposed_cancels", st, "opposed at w = 0.5 and 1", T_ONE_SAMPLE))
+        claims.append(not_judged("opposed_cancels", st, "opposed at w = 0.5 and 1", T_ONE_SAMPLE))
     per_seed = {v: {c: {f"w={w:g}": r for w, r in rows.items()} for c, rows in conds.items()} for v, conds in t.items()}
     return claims, {"end_of_autonomy": per_seed}
 
@@ -140,5 +136,5 @@ TWO_CAREGIVERS = open_question(
     caregiver=caregiver("agree", 0.5),
     design=DESIGN,
     arms_of=arms_of,
-    caregivers_per_batch=5,  # 10 caregivers x 10 seeds of data at once would need about 19 GiB
+    caregivers_per_batch=5,  # 10 caregivers x 10 seeds of data at once: about 18 GiB
 )
