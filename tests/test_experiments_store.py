@@ -247,7 +247,11 @@ def _changed(name: str, value):
     import dataclasses
 
     from internalize import caregivers
+    from internalize.config import PresenceSpec
+    from internalize.experiments import scale
     from internalize.experiments.ood import conv_isr
+    from internalize.experiments.spec import Variant
+    from internalize.readiness import IsrConverged
     from internalize.worlds import CoinWorld
 
     if isinstance(value, bool):
@@ -263,8 +267,12 @@ def _changed(name: str, value):
 
         return {"caregiver": caregivers.GoalPraise(0.5), "isr_config": conv_isr, "world": CoinWorld(n_walls=2),
                 "label": "other", "quick_seeds": 3, "map_name": "plus", "design": noisy_caregiver.Design(),
-                "arms_of": noisy_caregiver.arms_of, "caregivers_per_batch": 2}[name]
+                "arms_of": noisy_caregiver.arms_of, "caregivers_per_batch": 2, "max_steps": 30,
+                "presence": PresenceSpec(0.1, 0.1), "socialize_presence": PresenceSpec(0.5, 0.5),
+                "leave_when": IsrConverged(), "variants_of": scale.variants_of, "socialize_gib": 1.0}[name]
     if isinstance(value, tuple):
+        if not value and name == "variants":
+            return (Variant("side6", CoinWorld(size=6)),)
         return value[:-1] if value else ((0.5,) if name == "isr_prefixes" else (CoinWorld(n_walls=2),))
     if dataclasses.is_dataclass(value):
         first = dataclasses.fields(value)[0]

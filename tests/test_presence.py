@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from internalize import presence
+from internalize.config import PresenceSpec
 
 COST = -0.9 / 20  # R_e of a forward step (SPEC 3)
 R_S = 0.4
@@ -174,3 +175,92 @@ def test_schedule_fields():
     assert int(s.mode) == presence.PER_EPISODE
     assert int(presence.schedule(0.1, mode="per_step").mode) == presence.PER_STEP
     assert int(presence.schedule(0.1).mode) == presence.EXPECTED
+
+
+# ---------------------------------------------------------------------------------------------
+# delays, schedules stated in fractions of a phase, and the ways of leaving (issue 15)
+
+
+def test_delay_holds_the_start_then_ramps():
+    s = presence.schedule(1.0, 0.0, 100.0, delay=50.0)
+    t = jnp.asarray([0.0, 49.0, 50.0, 100.0, 150.0, 1e6])
+    np.testing.assert_allclose(np.asarray(presence.probability(s, t)), [1.0, 1.0, 1.0, 0.5, 0.0, 0.0], atol=1e-6)
+    with pytest.raises(ValueError, match="delay"):
+        presence.schedule(1.0, 0.0, 10.0, delay=-1.0)
+
+
+def test_phase_unit_states_horizon_and_delay_as_fractions_of_the_phase():
+    spec = PresenceSpec(1.0, 0.0, horizon=0.25, delay=0.5, unit="phase")
+    s = presence.from_spec(spec, 40_000)
+    assert (float(s.delay), float(s.horizon)) == (20_000.0, 10_000.0)
+    np.testing.assert_allclose(np.asarray(presence.probability(s, jnp.asarray([19_999.0, 25_000.0, 30_000.0]))),
+                               [1.0, 0.5, 0.0], atol=1e-6)
+    for bad, match in ((PresenceSpec(1.0, 0.0, horizon=1.5, unit="phase"), "fraction"),
+                       (PresenceSpec(1.0, 0.0, unit="episodes"), "unknown presence unit")):
+        with pytest.raises(ValueError, match=match):
+            presence.from_spec(bad, 1000)
+
+
+@pytest.mark.parametrize("autonomy,socialize", [(120_000, 120_000), (30_000, 30_000)])
+def test_the_ways_of_leaving_at_their_boundaries(autonomy, socialize):
+    """The leaving experiment's schedules, at the full and the quick budget (steps scale with the phase)."""
+    from internalize.experiments import leaving
+
+    ways = leaving.schedules(leaving.Design())
+    assert set(ways) == {"abrupt", "fade20k", "fade60k", "weaning", "visits"}
+    k = autonomy / 120_000
+
+    def p(spec, steps, t):
+        return float(presence.probability(presence.from_spec(spec, steps), jnp.float32(t)))
+
+    def there(spec, steps, t, draw):  # per-episode draws: whole episodes with or without the caregiver
+        return float(presence.sample(presence.from_spec(spec, steps), jax.random.PRNGKey(0), jnp.float32(t),
+                                     jnp.asarray([draw]))[0])
+
+    assert ways["abrupt"] == (None, None)  # the experiment's own: gone at once
+    for name, length in (("fade20k", 20_000), ("fade60k", 60_000)):
+        aut, soc = ways[name]
+        assert soc is None and aut.mode == "per_episode"
+        assert p(aut, autonomy, 0) == 1.0 and p(aut, autonomy, autonomy) == 0.0
+        assert p(aut, autonomy, 0.5 * length * k) == pytest.approx(0.5, abs=1e-6)
+        assert p(aut, autonomy, length * k) == 0.0 and p(aut, autonomy, length * k - 10) > 0.0
+        assert there(aut, autonomy, 0.5 * length * k, 0.3) == 1.0 and there(aut, autonomy, 0.5 * length * k, 0.7) == 0
+    aut, soc = ways["weaning"]
+    assert aut is None  # then gone at once
+    start = socialize - 40_000 * socialize / 120_000  # the last third of socialization
+    assert p(soc, socialize, 0) == 1.0 and p(soc, socialize, start) == 1.0
+    assert p(soc, socialize, start + 1) == pytest.approx(0.5) and p(soc, socialize, socialize) == pytest.approx(0.5)
+    assert there(soc, socialize, start + 1, 0.49) == 1.0 and there(soc, socialize, start + 1, 0.51) == 0.0
+    assert there(soc, socialize, start - 1, 0.99) == 1.0
+    aut, soc = ways["visits"]
+    assert soc is None
+    for t in (0, autonomy / 2, autonomy):
+        assert p(aut, autonomy, t) == pytest.approx(0.1)
+        assert there(aut, autonomy, t, 0.09) == 1.0 and there(aut, autonomy, t, 0.11) == 0.0
+
+
+def test_the_learner_counts_schedule_time_in_all_environments_steps():
+    """Schedules count the phase's environment steps of all environments together, as budgets do:
+    4 environments x 8 steps over a ramp of 64 steps is halfway down it, not an eighth."""
+    import dataclasses
+
+    from internalize import caregivers, learner as L
+    from internalize.config import PRESETS
+    from internalize.worlds import coin
+
+    cfg = dataclasses.replace(PRESETS["fast"].ppo, n_envs=4, n_steps=8, minibatch_size=32)
+    lrn = L.Learner(cfg, coin.COIN)
+    wp = coin.coin_params()
+    cg = caregivers.as_arrays(coin.CoinWorld().caregiver())
+    state = lrn.init(jax.random.PRNGKey(0), wp, cg)
+    spec = L.RunSpec(wp, cg, presence.schedule(1.0, 0.0, 64.0), jnp.float32(0.0), ())
+    _, traj = jax.jit(lrn.rollout)(state, spec)
+    expected = 1.0 - 4 * np.arange(8) / 64  # step t of each environment: 4t steps of the phase so far
+    np.testing.assert_allclose(np.asarray(traj.presence), np.repeat(expected[:, None], 4, 1), atol=1e-6)
+    # What socialization keeps for the ISR: R_s where the caregiver was there, NaN (unobserved) where not.
+    half = spec.replace(presence=presence.schedule(0.5, mode="per_step"))
+    _, m, data = jax.jit(lambda s, sp: lrn.chunk(s, sp, jnp.int32(1), max_updates=1, collect=True))(state, half)
+    r_s = np.asarray(data[2])
+    assert 0.3 < np.isnan(r_s).mean() < 0.7
+    _, _, full = jax.jit(lambda s, sp: lrn.chunk(s, sp, jnp.int32(1), max_updates=1, collect=True))(state, spec)
+    assert not np.isnan(np.asarray(full[2])).any()  # P > 0 on every step: all observed

@@ -190,3 +190,25 @@ def test_balanced_sampling():
     assert np.ptp(preds[True]) < 1e-4 and np.ptp(preds[False]) < 1e-4  # constant inputs, constant output
     assert 0.13 < preds[True].mean() < 0.27, preds[True].mean()
     assert abs(preds[False].mean()) < 0.03, preds[False].mean()
+
+
+def test_steps_the_caregiver_missed_are_neither_trained_on_nor_scored():
+    """Socialization records R_s as NaN where the caregiver was absent (weaning): such a step is
+    unobserved. Uninformative inputs, uniform sampling: the net learns the mean target of the
+    steps it draws. Observed steps are half rewarded (mean 0.2); were the missed steps drawn
+    (as zeros), the mean would be 0.1."""
+    n = 1000
+    obs = jnp.zeros((n, V, V, C), jnp.uint8)
+    action = jnp.zeros((n,), jnp.int32)
+    t = np.where(np.arange(n) % 2 == 0, 0.4, 0.0).astype(np.float32)
+    missed = (np.arange(n) < 500) | (np.arange(n) >= 950)  # half of training, half of the held-out steps
+    t[missed] = np.nan
+    cfg = ISRConfig(lr=2e-3, batch_size=64, epochs=10, balanced=False)
+    res = jax.jit(lambda k, o, a, y: isr.fit(k, o, a, y, cfg, N_ACTIONS))(jax.random.PRNGKey(1), obs, action,
+                                                                         jnp.asarray(t))
+    res = jax.tree.map(np.asarray, res._asdict())
+    assert np.isfinite(res["train_loss"]).all() and np.isfinite(res["test_mse"]).all()
+    assert 0.15 < res["test_pred"].mean() < 0.25, res["test_pred"].mean()
+    np.testing.assert_array_equal(res["test_mask"], ~missed[res["test_index"]])  # scored: observed only
+    # a fit's length is set by its window (900 training steps, observed or not), as before
+    assert cfg.epochs * 900 <= res["samples_seen"][-1] < cfg.epochs * 900 + isr.N_EVALS * cfg.batch_size

@@ -710,3 +710,45 @@ def test_sweep_covers_every_cell_direction_action_exactly_once():
     onto_goal = (index[:, 4] == world.FORWARD) & np.all(front == goals, 1)
     np.testing.assert_allclose(r_s, np.where(onto_goal, 0.4, 0.0), atol=1e-7)
     assert onto_goal.sum() > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# 11. The scale experiment's worlds (issue 15): every room side and horizon it runs
+
+
+def _scale_variants():
+    from internalize.experiments import scale
+
+    return {v.label: v for v in scale.variants_of(scale.Design())}
+
+
+@pytest.mark.parametrize("label", ["side5", "side7", "side9", "side13", "side9_h100", "side9_h200"])
+def test_scale_worlds_keep_the_rooms_invariants_and_views(label):
+    v = _scale_variants()[label]
+    p = v.world.params()
+    n = p.size
+    walls_expected = round(3 * n * n / 25)
+    steps_expected = {"side9_h100": 100, "side9_h200": 200}.get(label, 4 * n)
+    assert (p.view, p.width, int(p.n_walls), int(p.max_steps)) == (2 * n - 1, n + 2, walls_expected, steps_expected)
+    assert float(p.step_cost) * int(p.max_steps) == pytest.approx(0.9, rel=1e-6)  # an episode's cost, any length
+    assert v.scale == pytest.approx(min(n * n / 25, 2.0))
+    # Resets: valid layouts, and the egocentric view equals MiniGrid's rot90 crop in every direction.
+    obs, st = jax.tree.map(np.asarray, reset_batch(jax.random.split(jax.random.PRNGKey(n), 48), p))
+    assert obs.shape == (48, 2 * n - 1, 2 * n - 1, 4)
+    assert_valid_layouts(st.walls, st.goal, st.pos, st.dir, walls_expected)
+    for i in range(0, 48, 3):
+        np.testing.assert_array_equal(obs[i], ref_obs(st.walls[i], st.goal[i], st.pos[i], st.dir[i], size=n))
+    # Turning right four times visits the four rotations of the view and comes back to the first.
+    s = jax.tree.map(lambda x: jnp.asarray(x[0]), st)
+    views = [np.asarray(world.observe(s, p))]
+    for _ in range(4):
+        _, s, *_ = world.step(jax.random.PRNGKey(0), s, jnp.int32(1), p)
+        views.append(np.asarray(world.observe(s, p)))
+        np.testing.assert_array_equal(views[-1], ref_obs(s.walls, s.goal, s.pos, s.dir, size=n))
+    np.testing.assert_array_equal(views[0], views[4])
+    assert len({v.tobytes() for v in views[:4]}) > 1
+    # Episodes truncate at the world's length, never before.
+    s = jax.tree.map(lambda x: jnp.asarray(x[1]), st)
+    for t in range(int(p.max_steps)):
+        _, s, _, term, trunc, _ = world.step(jax.random.PRNGKey(t), s, jnp.int32(0), p)  # turning: no goal
+        assert not bool(term) and bool(trunc) == (t + 1 == int(p.max_steps))

@@ -195,7 +195,7 @@ def test_pipeline_on_cartpole_end_to_end(tmp_path):
     exp = dataclasses.replace(
         example.experiment(budget=experiments.Budget(2048, 2048)),
         socialize_presence=PresenceSpec(0.5, 0.5),  # the caregiver is there half the time...
-        leave_presence=PresenceSpec(1.0, 0.0, horizon=128, mode="expected"))  # ...and fades out in autonomy
+        leave_presence=PresenceSpec(1.0, 0.0, horizon=1024, mode="expected"))  # ...and fades out in autonomy
     preset = dataclasses.replace(PRESETS["fast"], ppo=dataclasses.replace(
         PRESETS["fast"].ppo, n_envs=8, n_steps=64, minibatch_size=256), updates_per_chunk=4)
     summary = experiments.run(exp, preset, 2, tmp_path)
@@ -208,7 +208,8 @@ def test_pipeline_on_cartpole_end_to_end(tmp_path):
         if k.startswith(("socialize/", "autonomy/", "isr/train_loss", "isr/test_mse")):
             assert np.all(np.isfinite(v)), k
     # The presence schedules were followed: P = 0.5 in socialization; in autonomy oracle stays,
-    # none and isr fade from 1 to 0 over the first 128 steps (two updates of 64).
+    # none and isr fade from 1 to 0 over the first 1,024 steps of the phase (8 environments x
+    # 128 steps: two updates of 64).
     np.testing.assert_allclose(curves["socialize/presence"], 0.5)
     assert np.all(curves["autonomy/presence"][:, 0] == 1.0)
     fading = curves["autonomy/presence"][:, 1:]

@@ -31,12 +31,21 @@ class Checkpoints:
         self.every = every
         self.last = time.monotonic()
         self.resumed: list[str] = []  # what was picked up (for the run's log)
+        self.prefix = ""
+
+    def scoped(self, prefix: str) -> "Checkpoints":
+        """The same checkpoints, with every name under ``prefix`` (one part of a run, e.g. a variant)."""
+        import copy
+
+        view = copy.copy(self)  # shares the folder and the list of what was resumed
+        view.prefix = self.prefix + prefix
+        return view
 
     def due(self) -> bool:
         return time.monotonic() - self.last >= self.every
 
     def _path(self, name: str) -> Path:
-        return self.dir / f"{name}.msgpack"
+        return self.dir / f"{self.prefix}{name}.msgpack"
 
     def save(self, name: str, tree: Any) -> None:
         results.write_checked(self._path(name), serialization.msgpack_serialize(_plain(tree)))
@@ -54,14 +63,14 @@ class Checkpoints:
                   file=sys.stderr)
             path.unlink(missing_ok=True)
             return None
-        self.resumed.append(name)
+        self.resumed.append(self.prefix + name)
         return tree
 
     def drop(self, *names: str) -> None:
         for name in names:
             self._path(name).unlink(missing_ok=True)
         for part in self.dir.glob("*.part*.msgpack") if self.dir.is_dir() else ():
-            if part.name.split(".part")[0] in names:
+            if part.name.split(".part")[0] in {self.prefix + n for n in names}:
                 part.unlink()
 
     def clear(self) -> None:

@@ -185,9 +185,14 @@ class PresenceSpec:
     end: float = 1.0
     """Probability once `horizon` steps have passed (equal to start: a constant schedule)."""
     horizon: float = 1.0
-    """Environment steps (per environment) over which the probability moves from start to end."""
+    """Environment steps of the phase (all environments together, as budgets count) over which the
+    probability moves from start to end; with unit = phase, a fraction of the phase."""
     mode: str = "expected"
     """How presence P follows the probability: expected (P = p), per_step or per_episode draws."""
+    delay: float = 0.0
+    """Environment steps (or, with unit = phase, the fraction of the phase) before the ramp starts."""
+    unit: str = "steps"
+    """What horizon and delay count: steps (environment steps) or phase (fractions of the phase's budget)."""
 
 
 # ---------------------------------------------------------------------------------------------

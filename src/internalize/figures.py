@@ -315,3 +315,57 @@ def levels(path: Path, panels: dict[str, dict], metrics: dict[str, str], title: 
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return save(fig, path)
+
+
+def tradeoff(path: Path, budgets: np.ndarray, values: np.ndarray, marks: dict[str, tuple[np.ndarray, np.ndarray]],
+             xlabel: str, ylabel: str, title: str, reference: float | None = None) -> Path:
+    """A trade-off curve: per-seed ``values [S, B]`` at fixed ``budgets [B]`` (points, and the mean
+    with its 95% CI as a line and band), with chosen points ``marks``: name -> (x per seed, y per
+    seed), drawn at their means with 95% CIs in both directions. ``reference``: a horizontal line."""
+    fig, ax = plt.subplots(figsize=(7.0, 4.2))
+    values = np.asarray(values, float)
+    rng = np.random.default_rng(0)  # jitter only
+    for b, col in zip(budgets, values.T):
+        ax.plot(b * (1 + rng.uniform(-0.03, 0.03, len(col))), col, "o", color="#1f77b4", alpha=0.3, ms=3)
+    _band(ax, np.asarray(budgets, float), values, "#1f77b4", "fixed caregiver budget")
+    for (name, (x, y)), color in zip(marks.items(), OTHER_COLORS):
+        x, y = np.asarray(x, float), np.asarray(y, float)
+        ax.plot(x, y, "x", color=color, alpha=0.5, ms=4)
+        mx, xlo, xhi = stats.mean_ci(x[:, None], axis=0)
+        my, ylo, yhi = stats.mean_ci(y[:, None], axis=0)
+        ax.errorbar(mx[0], my[0], xerr=[[mx[0] - xlo[0]], [xhi[0] - mx[0]]], yerr=[[my[0] - ylo[0]], [yhi[0] - my[0]]],
+                    fmt="D", color=color, ms=7, capsize=4, label=f"rule: {name}")
+    if reference is not None:
+        ax.axhline(reference, color="black", ls=":", lw=1)
+    ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.legend(loc="best", fontsize=8, frameon=False)
+    ax.grid(alpha=0.3)
+    return save(fig, path)
+
+
+def phase_panels(path: Path, panels: list[dict], ylabel: str, title: str) -> Path:
+    """Curves over both phases, one panel each: ``{"title", "steps_soc", "soc" [S, U_s],
+    "steps_aut", "aut": {label: [S, U_a]}}`` (mean and 95% band over seeds)."""
+    n = max(1, len(panels))
+    cols = min(n, 3)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.2 * rows), squeeze=False, sharey=True)
+    for ax, p in zip(axes.flat, panels):
+        _band(ax, p["steps_soc"], p["soc"], SOCIALIZE_COLOR, "socialization")
+        offset = p["steps_soc"][-1]
+        for label, curve in p["aut"].items():
+            _band(ax, offset + p["steps_aut"], curve, CONDITION_COLORS.get(label), f"autonomy: {label}")
+        ax.axvline(offset, color="black", ls="--", lw=1)
+        ax.set_title(p["title"], fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.set_xlabel("environment steps (per seed)")
+        ax.set_ylabel(ylabel)
+        ax.legend(loc="best", fontsize=7, frameon=False)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_axis_off()
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return save(fig, path)

@@ -143,7 +143,8 @@ class Learner:
             key, k_act, k_env, k_pres, k_draw = jax.random.split(key, 5)
             dist, value = self.policy(state.params, obs)
             action = dist.sample(k_act)
-            p = presence_.sample(spec.presence, k_pres, t.astype(jnp.float32), draw)
+            # Schedules count the phase's environment steps of all environments (as budgets do).
+            p = presence_.sample(spec.presence, k_pres, t.astype(jnp.float32) * self.cfg.n_envs, draw)
             next_obs, next_state, r_e, term, trunc, info = step_env(
                 jax.random.split(k_env, self.cfg.n_envs), env_state, action)
             # The caregiver judges the step as it happened (before any reset); its key is folded
@@ -263,11 +264,15 @@ class Learner:
         """Run ``n <= max_updates`` updates. Returns (state, metrics [max_updates], data).
 
         ``data`` (when ``collect``): every step's ``(obs, isr_action, r_s, r_true)`` with leading dims
-        ``[max_updates, n_steps, n_envs]``, for the ISR; rows past ``n`` are zeros.
+        ``[max_updates, n_steps, n_envs]``, for the ISR; rows past ``n`` are zeros; r_s is NaN on
+        steps where the caregiver was absent (P = 0).
         """
 
         def pick(traj):
-            return (traj.obs, traj.isr_action, traj.r_s, traj.r_true) if collect else ()
+            # R_s is observed only where the caregiver is there to give it: a step it missed is
+            # recorded as NaN (unobserved), never as 0 (a judgement of "no reward").
+            observed = jnp.where(traj.presence > 0, traj.r_s, jnp.nan)
+            return (traj.obs, traj.isr_action, observed, traj.r_true) if collect else ()
 
         def shapes():
             st, m, traj = self.update(state, spec)

@@ -3,8 +3,10 @@
 U = R_e + P * R_s + (1 - P) * R_i.
 
 A schedule is a small pytree of numbers, so schedules of different kinds ride one vmap:
-the probability p(t) moves linearly from ``start`` to ``end`` over ``horizon`` environment
-steps of the phase (constant when start == end), and ``mode`` says how P follows it:
+the probability p(t) stays at ``start`` for ``delay`` environment steps of the phase, then moves
+linearly to ``end`` over ``horizon`` steps (constant when start == end), and ``mode`` says how P
+follows it. Steps count the phase's environment steps of all its environments together, as
+budgets do (with 16 environments, a horizon of 20,000 steps is 1,250 steps of each).
 
 - ``EXPECTED``: P = p(t), a fraction (the paper's phase switch is p = 1 or p = 0).
 - ``PER_STEP``: P ~ Bernoulli(p(t)) drawn every step.
@@ -28,11 +30,13 @@ MODES = {"expected": EXPECTED, "per_step": PER_STEP, "per_episode": PER_EPISODE}
 class Presence:
     start: jax.Array  # float32 [], p at the start of the phase
     end: jax.Array  # float32 [], p once `horizon` steps have passed
-    horizon: jax.Array  # float32 [], environment steps (per environment) of the ramp
+    horizon: jax.Array  # float32 [], environment steps (all environments) of the ramp
     mode: jax.Array  # int32 [], EXPECTED, PER_STEP or PER_EPISODE
+    delay: jax.Array = 0.0  # float32 [], environment steps (all environments) before the ramp starts
 
 
-def schedule(start: float, end: float | None = None, horizon: float = 1.0, mode: str = "expected") -> Presence:
+def schedule(start: float, end: float | None = None, horizon: float = 1.0, mode: str = "expected",
+             delay: float = 0.0) -> Presence:
     if mode not in MODES:
         raise ValueError(f"unknown presence mode {mode!r}; known: {', '.join(MODES)}")
     end = start if end is None else end
@@ -41,12 +45,32 @@ def schedule(start: float, end: float | None = None, horizon: float = 1.0, mode:
             raise ValueError(f"presence {name} must be in [0, 1], got {v}")
     if horizon <= 0:
         raise ValueError(f"presence horizon must be positive, got {horizon}")
-    return Presence(jnp.float32(start), jnp.float32(end), jnp.float32(horizon), jnp.int32(MODES[mode]))
+    if delay < 0:
+        raise ValueError(f"presence delay must be at least 0, got {delay}")
+    return Presence(jnp.float32(start), jnp.float32(end), jnp.float32(horizon), jnp.int32(MODES[mode]),
+                    jnp.float32(delay))
 
 
-def from_spec(spec) -> Presence:
-    """The schedule a :class:`internalize.config.PresenceSpec` (settings) describes."""
-    return schedule(spec.start, spec.end, spec.horizon, spec.mode)
+UNITS = ("steps", "phase")
+
+
+def from_spec(spec, phase_steps: float | None = None) -> Presence:
+    """The schedule a :class:`internalize.config.PresenceSpec` (settings) describes.
+
+    With ``spec.unit == "phase"``, horizon and delay are fractions of the phase, whose length in
+    environment steps is ``phase_steps`` (the phase's budget)."""
+    unit = getattr(spec, "unit", "steps")
+    delay = getattr(spec, "delay", 0.0)
+    if unit not in UNITS:
+        raise ValueError(f"unknown presence unit {unit!r}; known: {', '.join(UNITS)}")
+    if unit == "phase":
+        for name, v in (("horizon", spec.horizon), ("delay", delay)):
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"presence {name} in unit 'phase' is a fraction of the phase, in [0, 1]; got {v}")
+        scale = 1.0 if phase_steps is None else float(phase_steps)
+        # A ramp of 0 (an instant switch) is one step long.
+        return schedule(spec.start, spec.end, max(spec.horizon * scale, 1.0), spec.mode, delay * scale)
+    return schedule(spec.start, spec.end, spec.horizon, spec.mode, delay)
 
 
 def present() -> Presence:
@@ -60,8 +84,8 @@ def absent() -> Presence:
 
 
 def probability(p: Presence, t: jax.Array) -> jax.Array:
-    """p(t) for the phase's environment step t (per environment)."""
-    frac = jnp.clip(t / p.horizon, 0.0, 1.0)
+    """p(t) for the phase's environment step t (all environments together)."""
+    frac = jnp.clip((t - p.delay) / p.horizon, 0.0, 1.0)
     return p.start + (p.end - p.start) * frac
 
 

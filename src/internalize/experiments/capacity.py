@@ -78,28 +78,54 @@ def estimate(exp, preset, s) -> Estimate:
     rollout per run in each phase (observations twice: taken and final) with the networks'
     activations over it, and the process itself (:data:`BASE_BYTES`).
     """
-    import math
-
     from .. import phases
 
-    env = s.world.socialize.env
-    wp = s.world.socialize.params()
-    obs = int(math.prod(env.obs_shape(wp)))
-    agents = 1 + env.other_agents
-    step_bytes = obs + 4 * agents + 8  # what socialization keeps per step: obs, actions, R_s, intended R_s
+    if getattr(exp, "variants", ()):  # variants run one after another: the largest one's peak
+        import dataclasses
+
+        ests = []
+        for v in exp.variants:
+            sub = dataclasses.replace(exp, variants=(), socialize_world=v.world, autonomy_world=v.world)
+            vs = dataclasses.replace(s, budget=v.budget(s.budget),
+                                     world=dataclasses.replace(s.world, socialize=v.world, autonomy=v.world))
+            ests.append(estimate(sub, preset, vs))
+        return max(ests, key=lambda e: e.total)
+    world = s.world.socialize
+    obs, _ = _sizes(world)
     b = s.ppo.batch_size
-    groups = len(exp.caregiver_groups()[0])
-    soc_runs = s.seeds * min(groups, exp.caregivers_per_batch or groups)  # socializing at once
-    aut_runs = s.seeds * max(1, len(exp.arms)) if s.budget.autonomy_steps > 0 and exp.arms else 0
+    groups = len(exp.socializations()[0])
+    at_once = min(groups, exp.caregivers_per_batch or groups)
     u_soc = phases.n_updates(s.budget.socialize_steps, b)
+    seeds_at_once = s.seeds
+    if getattr(exp, "socialize_gib", None) is not None:
+        seeds_at_once = int(max(1, min(s.seeds, exp.socialize_gib * 2**30 // socialization_bytes(world, b, u_soc,
+                                                                                                 at_once))))
+    soc_runs = seeds_at_once * at_once  # socializing at once
+    aut_runs = s.seeds * max(1, len(exp.arms)) if s.budget.autonomy_steps > 0 and exp.arms else 0
     per_sample = 4 * (obs * 8 if s.ppo.network == "paper_cnn" else 2 * sum(s.ppo.hidden) + obs)
+    step = socialization_bytes(world, 1, 1, 1)
     parts = {
-        "socialization data": 3 * soc_runs * u_soc * b * step_bytes,
-        "collect buffer": soc_runs * min(s.updates_per_chunk, u_soc) * b * step_bytes,
+        "socialization data": 3 * seeds_at_once * socialization_bytes(world, b, u_soc, at_once),
+        "collect buffer": soc_runs * min(s.updates_per_chunk, u_soc) * b * step,
         "rollouts": max(soc_runs, aut_runs) * b * (2 * obs + 64 + per_sample),
         "process": BASE_BYTES,
     }
     return Estimate(sum(parts.values()), parts)
+
+
+def _sizes(world) -> tuple[int, int]:
+    """(bytes of one observation, agents acting) of a world spec."""
+    import math
+
+    env = world.env
+    return int(math.prod(env.obs_shape(world.params()))), 1 + env.other_agents
+
+
+def socialization_bytes(world, batch_size: int, updates: int, groups: int) -> int:
+    """Bytes of socialization data one seed keeps (obs, actions, R_s and intended R_s per step),
+    for ``groups`` ways of socializing it, ``updates`` updates of ``batch_size`` steps."""
+    obs, agents = _sizes(world)
+    return groups * updates * batch_size * (obs + 4 * agents + 8)
 
 
 def check_memory(exp, preset, s) -> Estimate:

@@ -45,7 +45,10 @@ def _rows(name: str, value, seeds: int, columns: list[str] | None) -> list[tuple
         for k, v in value.items():
             out += _rows(f"{name} / {k}" if name else str(k), v, seeds, columns)
         return out
-    arr = np.asarray(value, dtype=float) if not isinstance(value, str) else None
+    try:
+        arr = np.asarray(value, dtype=float) if not isinstance(value, str) else None
+    except (TypeError, ValueError):  # not numbers (e.g. the names of settings): no row
+        arr = None
     if arr is None or arr.ndim == 0 or arr.shape[0] != seeds:
         return []
     if arr.ndim == 1:

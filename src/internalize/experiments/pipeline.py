@@ -21,12 +21,13 @@ import jax.numpy as jnp
 import numpy as np
 from flax import serialization
 
-from .. import caregivers, conditions, phases, reward_models
+from .. import caregivers, conditions, phases, readiness, reward_models
 from .. import presence as presence_
 from ..checkpoints import Checkpoints
 from ..config import Preset
 from ..learner import Learner, RunSpec
 from ..worlds import coin
+from . import capacity
 from .spec import Budget, Experiment
 
 TRACE_STEPS = 30  # the longest recorded episode (the coin world's end at 20)
@@ -107,21 +108,43 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
 
     ``clock`` (optional) records the wall and compile seconds of each phase. ``params_out``
     (optional) receives the policies' parameters at the end of each phase: ``socialize``
-    (leading axis: seeds, or seeds x caregivers seed-major when arms differ in caregiver) and
-    ``autonomy`` (seeds x arms, seed-major). ``ckpt`` (optional): checkpoint the run as it goes,
-    and resume from the checkpoints already there (the results are identical to an
-    uninterrupted run's).
+    (leading axis: seeds, or seeds x socialization groups seed-major when arms differ in
+    caregiver or socialization presence) and ``autonomy`` (seeds x arms, seed-major). ``ckpt``
+    (optional): checkpoint the run as it goes, and resume from the checkpoints already there
+    (the results are identical to an uninterrupted run's).
 
     Curves of socialization and of the reward-model fits have a leading ``[seeds]`` axis, and
-    ``[seeds, caregivers]`` when the arms have more than one caregiver (``arms/caregiver`` then
-    names each arm's).
+    ``[seeds, groups]`` when the arms are socialized in more than one way (``arms/caregiver``
+    then names each arm's group). An experiment with ``variants`` runs all of this once per
+    variant, its curves under ``variant/<label>/``.
     """
     params_out = {} if params_out is None else params_out
+    if exp.variants:
+        curves = {}
+        for v in exp.variants:
+            sub = dataclasses.replace(exp, variants=(), socialize_world=v.world, autonomy_world=v.world,
+                                      eval_worlds=tuple(v.world for _ in exp.eval_worlds))
+            out: dict = {}
+            t0, c0 = time.perf_counter(), compile_seconds()
+            got = run_pipeline(sub, preset, seeds, v.budget(budget), root_seed, progress, clock, out,
+                               None if ckpt is None else ckpt.scoped(f"{v.label}."))
+            # Its size and speed (a resumed variant's seconds count only what this process ran).
+            got["seconds/wall"] = np.float64(time.perf_counter() - t0)
+            got["seconds/compile"] = np.float64(compile_seconds() - c0)
+            got["steps"] = np.int64(total_steps(sub, preset, seeds, v.budget(budget)))
+            wp = v.world.params()
+            got["world/max_steps"] = np.int64(wp.max_steps)
+            if hasattr(wp, "size"):
+                got["world/size"] = np.int64(wp.size)
+            curves.update({f"variant/{v.label}/{k}": x for k, x in got.items()})
+            params_out.setdefault("variant", {})[v.label] = out
+        return curves
     clock = clock or PhaseClock()
     env = exp.socialize_world.env
-    groups, arm_group = exp.caregiver_groups()
+    groups, arm_group = exp.socializations()
+    group_cgs = [cg for cg, _ in groups]
     # Caregivers of different classes ride one batch as switches (one class: unchanged).
-    unified = caregivers.unify([*groups, *(exp.arm_caregiver(a) for a in exp.arms)])
+    unified = caregivers.unify([*group_cgs, *(exp.arm_caregiver(a) for a in exp.arms)])
     groups_b, arm_cg_b = unified[:len(groups)], unified[len(groups):]
     n_groups = len(groups)
     missing = [d for d in exp.reward_model.needs if d not in reward_models.DATA]
@@ -137,44 +160,57 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
 
     keys = seed_keys(root_seed, seeds)
     k_soc, k_isr, k_aut, k_eval = np.moveaxis(np.asarray(_split4(keys)), 1, 0)  # each [seeds, 2]
-    soc_runs = seeds * n_groups  # run = seed * G + caregiver; every caregiver's learner starts alike
 
     # Socialize: the caregiver is present (its socialization schedule); snapshots where arms branch off.
     u_soc = phases.n_updates(budget.socialize_steps, batch)
-    arm_updates = [_prefix_updates(a.socialized, u_soc) for a in arms]
+    fixed_updates = [_prefix_updates(a.socialized, u_soc) for a in arms]
+    decisions = decision_points(exp, budget)  # nominal caregiver steps of each readiness decision
+    decision_updates = [min(u_soc, phases.n_updates(n, batch)) for n in decisions]
+    keep = [i for i, u in enumerate(decision_updates) if u not in decision_updates[:i]]  # one per update
+    decisions, decision_updates = [decisions[i] for i in keep], [decision_updates[i] for i in keep]
+    ruled = [a.leave_when is not None for a in arms]
+    branch = sorted({*(u for u, r in zip(fixed_updates, ruled) if not r), *decision_updates})
     learner_soc = Learner(preset.ppo, env)
-    soc_presence = presence_.from_spec(exp.socialize_presence)
     declared = [_prefix_updates(f, u_soc) for f in exp.isr_prefixes]  # one fit per declared budget,
-    prefix_updates = sorted(declared + [u for u in {*arm_updates, u_soc} if u not in declared])  # even if equal
-    # Caregivers socialize in batches (memory: each run keeps its data until its model is fitted).
+    prefix_updates = sorted(declared + [u for u in {*branch, u_soc} if u not in declared])  # even if equal
+    # Caregivers socialize in batches (memory: each run keeps its data until its model is fitted),
+    # and within each, seeds in batches when the experiment caps its data in memory.
     done = []
     for i, gs in enumerate(caregiver_batches(exp)):
         tag = "" if len(gs) == n_groups else f".{i}"
-        specs = [RunSpec(soc_world, caregivers.as_arrays(groups_b[g]), soc_presence, jnp.float32(0.0), ())
-                 for _ in range(seeds) for g in gs]
-        k_soc_runs, k_isr_runs = np.repeat(k_soc, len(gs), axis=0), np.repeat(k_isr, len(gs), axis=0)
-        spec_soc = phases.stack(specs)
-        resumed = _load_socialized(ckpt, learner_soc, k_soc_runs, spec_soc, tag) if ckpt is not None else None
-        if resumed is not None:
-            soc, fitted = resumed
-        else:
-            with clock("socialize"):
-                soc = phases.socialize(learner_soc, k_soc_runs, spec_soc, budget.socialize_steps,
-                                       preset.updates_per_chunk, progress,
-                                       snapshots=tuple(u for u in arm_updates if u < u_soc), ckpt=ckpt,
-                                       tag="socialize" + tag)
-            # Internalize: one reward model per run and socialization prefix, fitted on that prefix only.
-            with clock("internalize"):
-                fitted = phases.internalize(k_isr_runs, soc.data, model,
-                                            prefixes=tuple(u * batch for u in prefix_updates))
-            if ckpt is not None:
-                _save_socialized(ckpt, soc, fitted, tag)
-        soc.data = None
+        seed_batches = _even_batches(seeds, seeds_per_batch(exp, preset, seeds, budget, len(gs)))
+        seed_parts = []
+        for j, idx in enumerate(seed_batches):
+            idx = np.asarray(idx)
+            stag = tag if len(seed_batches) == 1 else f"{tag}.s{j}"
+            specs = [RunSpec(soc_world, caregivers.as_arrays(groups_b[g]),
+                             presence_.from_spec(groups[g][1], budget.socialize_steps), jnp.float32(0.0), ())
+                     for _ in idx for g in gs]
+            k_soc_runs, k_isr_runs = np.repeat(k_soc[idx], len(gs), axis=0), np.repeat(k_isr[idx], len(gs), axis=0)
+            spec_soc = phases.stack(specs)
+            resumed = _load_socialized(ckpt, learner_soc, k_soc_runs, spec_soc, stag) if ckpt is not None else None
+            if resumed is not None:
+                soc, fitted = resumed
+            else:
+                with clock("socialize"):
+                    soc = phases.socialize(learner_soc, k_soc_runs, spec_soc, budget.socialize_steps,
+                                           preset.updates_per_chunk, progress,
+                                           snapshots=tuple(u for u in branch if u < u_soc), ckpt=ckpt,
+                                           tag="socialize" + stag)
+                # Internalize: one reward model per run and socialization prefix, fitted on that prefix only.
+                with clock("internalize"):
+                    fitted = phases.internalize(k_isr_runs, soc.data, model,
+                                                prefixes=tuple(u * batch for u in prefix_updates))
+                if ckpt is not None:
+                    _save_socialized(ckpt, soc, fitted, stag)
+            soc.data = None
+            seed_parts.append((soc, fitted))
+        soc, fitted = seed_parts[0] if len(seed_parts) == 1 else _join_seed_batches(seed_parts)
         done.append((len(gs), soc, fitted))
     soc, fitted = done[0][1:] if len(done) == 1 else _join_batches(done, seeds)
     params_out["socialize"] = soc.state.params
 
-    def per_seed(x):  # [S * G, ...] -> [S, ...] (one caregiver) or [S, G, ...]
+    def per_seed(x):  # [S * G, ...] -> [S, ...] (one group) or [S, G, ...]
         x = np.asarray(x)
         return x if n_groups == 1 else x.reshape((seeds, n_groups) + x.shape[1:])
 
@@ -201,19 +237,39 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
         curves[f"socialize/{k}"] = per_seed(v)
     if n_groups > 1:
         curves["arms/caregiver"] = np.asarray(arm_group)
+
+    # Where each arm leaves, per seed: its fixed point, or where its readiness rule fires.
+    arm_updates = [np.full(seeds, u) for u in fixed_updates]
+    fired = np.ones((seeds, n_arms), bool)
+    if decisions:
+        at = [prefix_updates.index(u) for u in decision_updates]
+        error = fitted.test_mse[:, at, -1]  # [runs, K] each refit's final held-out MSE
+        target_var = _held_out_var(fitted.test_target[:, at], fitted.test_mask[:, at])  # [runs, K]
+        curves["readiness/steps"] = np.asarray(decisions)
+        curves["readiness/error"] = per_seed(error)
+        curves["readiness/target_var"] = per_seed(target_var)
+        for a, arm in enumerate(arms):
+            if arm.leave_when is None:
+                continue
+            for s_ in range(seeds):
+                r = s_ * n_groups + arm_group[a]
+                k, ok = readiness.decide(arm.leave_when, readiness.History(np.asarray(decisions, float), error[r],
+                                                                           target_var[r]))
+                arm_updates[a][s_], fired[s_, a] = decision_updates[k], ok
     if not arms or budget.autonomy_steps <= 0:
         return curves
 
     # Autonomy: seeds x arms (run = seed * A + arm), in two programs: the arms whose condition
     # uses the reward model, and the others (whose R_i would be multiplied by 0).
-    leave = presence_.from_spec(exp.leave_presence)
     uses = [conditions.get(a.condition).uses_isr for a in arms]
-    def of_caregiver(tree, g):  # runs [S * G, ...] -> caregiver g's runs [S, ...]
+    def of_caregiver(tree, g):  # runs [S * G, ...] -> group g's runs [S, ...]
         return jax.tree.map(lambda x: np.asarray(x).reshape((seeds, n_groups) + np.shape(x)[1:])[:, g], tree)
 
-    starts = [of_caregiver(soc.snapshots.get(u, soc.state), arm_group[i]) for i, u in enumerate(arm_updates)]
-    isr_of_arm = [jax.tree.map(lambda x, i=prefix_updates.index(u): x[:, i], of_caregiver(fitted.params, arm_group[a]))
-                  for a, u in enumerate(arm_updates)]
+    starts = [_per_seed(lambda u, g=arm_group[i]: of_caregiver(soc.snapshots.get(u, soc.state), g), arm_updates[i])
+              for i in range(n_arms)]
+    isr_of_arm = [_per_seed(lambda u, g=arm_group[a]: jax.tree.map(
+        lambda x, i=prefix_updates.index(u): x[:, i], of_caregiver(fitted.params, g)), arm_updates[a])
+        for a in range(n_arms)]
     parts = [(name, [i for i in range(n_arms) if uses[i] == flag]) for name, flag in (("autonomy", False),
                                                                                      ("autonomy.rm", True))]
     parts = [(tag, idx) for tag, idx in parts if idx]
@@ -225,6 +281,7 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
         for _ in range(seeds):
             for i in idx:
                 c = conditions.get(arms[i].condition)
+                leave = presence_.from_spec(exp.arm_leave_presence(arms[i]), budget.autonomy_steps)
                 specs.append(RunSpec(exp.arm_world(arms[i]).params(), caregivers.as_arrays(arm_cg_b[i]),
                                      c.presence(leave), jnp.float32(1.0 if c.uses_isr else 0.0), (),
                                      jnp.float32(exp.isr_replaces_reward)))
@@ -242,7 +299,13 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
     params_out["autonomy"] = final_params
     u_aut = next(iter(metrics.values())).shape[1]
     curves["env_steps/autonomy"] = batch * np.arange(1, u_aut + 1)
-    curves["arms/socialized_steps"] = np.asarray(arm_updates) * batch
+    if any(ruled):
+        steps = np.stack(arm_updates, 1) * batch  # [S, A]
+        curves["arms/socialized_steps"] = steps.mean(0)
+        curves["arms/socialized_steps_per_seed"] = steps
+        curves["arms/rule_fired"] = fired
+    else:
+        curves["arms/socialized_steps"] = np.asarray(fixed_updates) * batch
     for k, v in metrics.items():
         curves[f"autonomy/{k}"] = v.reshape((seeds, n_arms) + v.shape[1:])
 
@@ -335,6 +398,74 @@ def _value_map(exp: Experiment, model, fitted, root_seed: int, soc_world, groups
     return maps
 
 
+def decision_points(exp: Experiment, budget: Budget) -> list[int]:
+    """Nominal caregiver steps of the readiness decisions: every ``decision_every`` steps up to
+    the socialization budget (its end included). None when no arm leaves by a rule."""
+    d = exp.decision_every
+    if d <= 0 or not any(a.leave_when is not None for a in exp.arms):
+        return []
+    points = list(range(d, budget.socialize_steps + 1, d))
+    if not points or points[-1] != budget.socialize_steps:
+        points.append(budget.socialize_steps)
+    return points
+
+
+def _held_out_var(target: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Variance of the caregiver's reward over each fit's held-out steps ``[..., T]`` -> ``[...]``."""
+    m = np.asarray(mask, bool)
+    n = np.maximum(m.sum(-1), 1)
+    mean = np.where(m, target, 0).sum(-1) / n
+    return np.where(m, (target - mean[..., None]) ** 2, 0).sum(-1) / n
+
+
+def _per_seed(tree_of, updates: np.ndarray):
+    """One pytree ``[S, ...]`` whose seed s comes from ``tree_of(updates[s])`` (each ``[S, ...]``)."""
+    cache: dict = {}
+    rows = []
+    for s, u in enumerate(np.asarray(updates).tolist()):
+        if u not in cache:
+            cache[u] = tree_of(u)
+        rows.append(jax.tree.map(lambda x: np.asarray(x)[s], cache[u]))
+    return jax.tree.map(lambda *xs: np.stack(xs), *rows)
+
+
+def seeds_per_batch(exp: Experiment, preset: Preset, seeds: int, budget: Budget, groups: int) -> int:
+    """Seeds socialized at once: all, or as many as keep ``exp.socialize_gib`` of data (at least 1)."""
+    if exp.socialize_gib is None:
+        return seeds
+    per_seed = capacity.socialization_bytes(exp.socialize_world, preset.ppo.batch_size,
+                                            phases.n_updates(budget.socialize_steps, preset.ppo.batch_size), groups)
+    return int(max(1, min(seeds, exp.socialize_gib * 2**30 // max(per_seed, 1))))
+
+
+def _join_seed_batches(parts: list):
+    """Socialization results of seed batches (runs seed-major within each) -> one result, in order."""
+    def cat(*xs):
+        return None if xs[0] is None else np.concatenate([np.asarray(x) for x in xs], 0)
+
+    return _combine([p[0] for p in parts], [p[1] for p in parts], cat)
+
+
+def _combine(socs: list, fits: list, join):
+    """Socialization results and fits of several batches -> one, every array joined by ``join``."""
+    state = jax.tree.map(join, *[s.state for s in socs])
+    metrics = {k: join(*[s.metrics[k] for s in socs]) for k in socs[0].metrics}
+    snaps = {u: jax.tree.map(join, *[s.snapshots[u] for s in socs]) for u in socs[0].snapshots}
+    fitted = phases.Internalized(**{
+        f.name: (getattr(fits[0], f.name) if f.name == "prefixes" else
+                 None if getattr(fits[0], f.name) is None else
+                 jax.tree.map(join, *[getattr(x, f.name) for x in fits]))
+        for f in dataclasses.fields(fits[0])})
+    return phases.PhaseResult(state, metrics, None, snaps), fitted
+
+
+def _even_batches(n: int, per: int) -> list[list[int]]:
+    """``range(n)`` in batches of at most ``per``, as even as possible (fewer shapes to compile)."""
+    k = -(-n // per)
+    starts = np.cumsum([0] + [n // k + (1 if i < n % k else 0) for i in range(k)])
+    return [list(range(starts[i], starts[i + 1])) for i in range(k)]
+
+
 def trace_record(curves: dict, arm: int) -> dict[str, np.ndarray]:
     """The recorded greedy episode of an arm (seed 0), field by field, from the stored curves."""
     prefix = f"trace/{arm}/"
@@ -344,12 +475,8 @@ def trace_record(curves: dict, arm: int) -> dict[str, np.ndarray]:
 def caregiver_batches(exp: Experiment) -> list[list[int]]:
     """The experiment's distinct caregivers in the batches they socialize in: all at once, or
     ``caregivers_per_batch`` at most, in batches as even as possible (fewer shapes to compile)."""
-    n = len(exp.caregiver_groups()[0])
-    per = exp.caregivers_per_batch or n
-    k = -(-n // per)
-    sizes = [n // k + (1 if i < n % k else 0) for i in range(k)]
-    starts = np.cumsum([0] + sizes)
-    return [list(range(starts[i], starts[i + 1])) for i in range(k)]
+    n = len(exp.socializations()[0])
+    return _even_batches(n, exp.caregivers_per_batch or n)
 
 
 def _join_batches(done: list, seeds: int):
@@ -362,16 +489,7 @@ def _join_batches(done: list, seeds: int):
         joined = np.concatenate(parts, 1)
         return joined.reshape((-1,) + joined.shape[2:])
 
-    socs, fits = [d[1] for d in done], [d[2] for d in done]
-    state = jax.tree.map(join, *[s.state for s in socs])
-    metrics = {k: join(*[s.metrics[k] for s in socs]) for k in socs[0].metrics}
-    snaps = {u: jax.tree.map(join, *[s.snapshots[u] for s in socs]) for u in socs[0].snapshots}
-    fitted = phases.Internalized(**{
-        f.name: (getattr(fits[0], f.name) if f.name == "prefixes" else
-                 None if getattr(fits[0], f.name) is None else
-                 jax.tree.map(join, *[getattr(x, f.name) for x in fits]))
-        for f in dataclasses.fields(fits[0])})
-    return phases.PhaseResult(state, metrics, None, snaps), fitted
+    return _combine([d[1] for d in done], [d[2] for d in done], join)
 
 
 def _save_socialized(ckpt: Checkpoints, soc: phases.PhaseResult, fitted: phases.Internalized, tag: str = "") -> None:
@@ -399,7 +517,10 @@ def _load_socialized(ckpt: Checkpoints, learner: Learner, keys, spec: RunSpec, t
 
 def total_steps(exp: Experiment, preset: Preset, seeds: int, budget: Budget) -> int:
     """Environment steps of a whole run (every seed, caregiver and arm): the progress bar's total."""
+    if exp.variants:
+        return sum(total_steps(dataclasses.replace(exp, variants=()), preset, seeds, v.budget(budget))
+                   for v in exp.variants)
     b = preset.ppo.batch_size
-    soc = phases.n_updates(budget.socialize_steps, b) * b * len(exp.caregiver_groups()[0])
+    soc = phases.n_updates(budget.socialize_steps, b) * b * len(exp.socializations()[0])
     aut = phases.n_updates(budget.autonomy_steps, b) * b
     return seeds * (soc + len(exp.arms) * aut if budget.autonomy_steps > 0 else soc)

@@ -14,17 +14,21 @@ from pathlib import Path
 from .. import registry as plugins
 from .feedback_kinds import FEEDBACK_KINDS
 from .isr_accuracy import ISR_ACCURACY
+from .leaving import LEAVING
 from .noisy_caregiver import NOISY_CAREGIVER
 from .ood import OOD_MAPS, OOD_WALLS
 from .prosocial import PROSOCIAL
+from .readiness import READINESS
 from .reward_hacking import REWARD_HACKING
+from .scale import SCALE
 from .spec import Experiment
 from .two_caregivers import TWO_CAREGIVERS
 from .unlearning import UNLEARNING
 
 BUILTIN: dict[str, Experiment] = {e.name: e for e in (UNLEARNING, ISR_ACCURACY, OOD_WALLS, OOD_MAPS,
                                                        REWARD_HACKING, PROSOCIAL,
-                                                       NOISY_CAREGIVER, TWO_CAREGIVERS, FEEDBACK_KINDS)}
+                                                       NOISY_CAREGIVER, TWO_CAREGIVERS, FEEDBACK_KINDS,
+                                                       READINESS, LEAVING, SCALE)}
 SUITES = ("paper", "open")
 """The parts of the reproduction: the paper's experiments (SPEC 7) and the open questions (SPEC 9)."""
 

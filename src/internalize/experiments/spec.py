@@ -61,10 +61,35 @@ class Arm:
     caregiver: Any = None
     """The caregiver that socialized this arm (and stays with it under ``oracle``); default the
     experiment's. Arms with different caregivers (of one class) socialize side by side in one batch."""
+    presence: PresenceSpec | None = None
+    """How the caregiver leaves this arm (its presence in autonomy under ``none`` and ``isr``);
+    default the experiment's ``leave_presence``."""
+    socialize_presence: PresenceSpec | None = None
+    """The caregiver's presence while socializing this arm's learners; default the experiment's.
+    Arms that differ in it (or in caregiver) socialize as separate runs, side by side."""
+    leave_when: Any = None
+    """A readiness rule (:mod:`internalize.readiness`): each seed's caregiver leaves at the first
+    decision point where the rule fires (``socialized`` is then ignored). Needs the experiment's
+    ``decision_every``."""
 
     @property
     def name(self) -> str:
         return self.label or self.condition
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One setting of an experiment that runs its whole pipeline on another world (e.g. another
+    size): its own socialization, fits and autonomy, at ``scale`` times the experiment's budget."""
+
+    label: str
+    world: Any
+    """Socialization and autonomy world of this variant."""
+    scale: float = 1.0
+    """Its budgets (socialization and autonomy) as a multiple of the experiment's."""
+
+    def budget(self, b: Budget) -> Budget:
+        return Budget(max(1, round(b.socialize_steps * self.scale)), round(b.autonomy_steps * self.scale))
 
 
 @dataclass(frozen=True)
@@ -115,6 +140,17 @@ class Experiment:
     budget would not fit in memory together (:mod:`.capacity`). None: all at once."""
     suite: str = "paper"
     """Which part of the reproduction it belongs to: ``paper`` (SPEC 7) or ``open`` (SPEC 9)."""
+    decision_every: int = 0
+    """Caregiver steps between readiness decisions (arms with ``leave_when``): at each, a snapshot
+    of every learner and an ISR refitted on the data so far. 0: no decision points."""
+    variants: tuple[Variant, ...] = ()
+    """Run the whole pipeline once per variant (its own world and budget scale); curves are kept
+    as ``variant/<label>/<curve>``. Empty: one run on the declared worlds."""
+    variants_of: Callable[[Any], tuple[Variant, ...]] | None = None
+    """The variants a design gives (an experiment with a ``design`` and variants)."""
+    socialize_gib: float | None = None
+    """Socialize at most as many seeds at once as keep this much socialization data (GiB) in
+    memory; the rest follow in further batches (same results). None: all seeds at once."""
 
     @property
     def conditions(self) -> tuple[str, ...]:
@@ -133,16 +169,28 @@ class Experiment:
     def arm_caregiver(self, arm: Arm):
         return arm.caregiver if arm.caregiver is not None else self.the_caregiver()
 
-    def caregiver_groups(self) -> tuple[tuple, list[int]]:
-        """``(caregivers, group of each arm)``: the distinct caregivers that socialize, in order."""
+    def arm_socialize_presence(self, arm: Arm) -> PresenceSpec:
+        return arm.socialize_presence if arm.socialize_presence is not None else self.socialize_presence
+
+    def arm_leave_presence(self, arm: Arm) -> PresenceSpec:
+        return arm.presence if arm.presence is not None else self.leave_presence
+
+    def socializations(self) -> tuple[tuple, list[int]]:
+        """``((caregiver, socialization presence) of each group, group of each arm)``: the distinct
+        ways the experiment's learners are socialized, in order of first use."""
         groups: list = []
         of_arm = []
         for a in self.arms:
-            cg = self.arm_caregiver(a)
-            if cg not in groups:
-                groups.append(cg)
-            of_arm.append(groups.index(cg))
-        return tuple(groups or [self.the_caregiver()]), of_arm
+            key = (self.arm_caregiver(a), self.arm_socialize_presence(a))
+            if key not in groups:
+                groups.append(key)
+            of_arm.append(groups.index(key))
+        return tuple(groups or [(self.the_caregiver(), self.socialize_presence)]), of_arm
+
+    def caregiver_groups(self) -> tuple[tuple, list[int]]:
+        """``(caregiver of each socialization group, group of each arm)`` (:meth:`socializations`)."""
+        groups, of_arm = self.socializations()
+        return tuple(cg for cg, _ in groups), of_arm
 
 
 def unclipped_isr(preset: Preset) -> ISRConfig:
@@ -160,6 +208,8 @@ def open_question(**fields) -> Experiment:
                     quick=Budget(30_000, 30_000), quick_seeds=4, isr_config=unclipped_isr, trace=False, suite="open")
     if fields.get("design") is not None and "arms" not in fields:
         fields["arms"] = fields["arms_of"](fields["design"])
+    if fields.get("design") is not None and fields.get("variants_of") and "variants" not in fields:
+        fields["variants"] = fields["variants_of"](fields["design"])
     return Experiment(**{**defaults, **fields})
 
 
@@ -246,6 +296,14 @@ def configure(exp: Experiment, preset: Preset, s: Settings) -> tuple[Experiment,
     if s.design is not None:
         s.design.validate()
         exp = replace(exp, design=s.design, arms=exp.arms_of(s.design))
+        if exp.variants_of is not None:
+            exp = replace(exp, variants=exp.variants_of(s.design))
+    for a in exp.arms:
+        if a.leave_when is not None:
+            if exp.decision_every <= 0:
+                raise ValueError(f"arm {a.name!r} leaves by a readiness rule, but the experiment has no decision points "
+                                 "(decision_every)")
+            a.leave_when.validate()
     capacity.check_limits(s)
     for cg in (s.caregiver, *(a.caregiver for a in exp.arms if a.caregiver is not None)):
         caregivers.check(cg)
@@ -253,12 +311,19 @@ def configure(exp: Experiment, preset: Preset, s: Settings) -> tuple[Experiment,
     if missing:
         raise ValueError(f"reward model {exp.reward_model.name!r} needs {', '.join(missing)}; socialization records "
                          f"{', '.join(DATA)}")
-    for name, w in (("world.socialize", s.world.socialize), ("world.autonomy", s.world.autonomy)):
+    if exp.variants and (s.world.socialize != exp.socialize_world or s.world.autonomy != exp.autonomy_world):
+        raise ValueError(f"experiment {exp.name!r} runs its own worlds, one per variant "
+                         f"({', '.join(v.label for v in exp.variants)}); world.* settings do not apply (see design.*)")
+    for name, w in (("world.socialize", s.world.socialize), ("world.autonomy", s.world.autonomy),
+                    *((f"variant {v.label}", v.world) for v in exp.variants)):
         try:
             w.params()
         except ValueError as e:
             raise ValueError(f"setting {name}: {e}") from None
-    for name, p in (("presence.socialize", s.presence.socialize), ("presence.leave", s.presence.leave)):
+    for name, p in (("presence.socialize", s.presence.socialize), ("presence.leave", s.presence.leave),
+                    *((f"arm {a.name!r} presence", a.presence) for a in exp.arms if a.presence is not None),
+                    *((f"arm {a.name!r} socialize_presence", a.socialize_presence) for a in exp.arms
+                      if a.socialize_presence is not None)):
         try:
             presence_.from_spec(p)
         except ValueError as e:

@@ -120,6 +120,10 @@ def fit(key: jax.Array, obs: jax.Array, actions: jax.Array, target: jax.Array, c
         n_train = jnp.clip(jnp.round(cfg.train_fraction * n).astype(jnp.int32), 1, n - 1)
         t_max = size - split_sizes(size, cfg)[0] + 1  # the largest held-out set any n_valid gives
     target = target.astype(jnp.float32)
+    # NaN: a step the caregiver was not there to judge (partial presence in socialization). It is
+    # neither drawn for training nor scored in the held-out set.
+    observed = jnp.isfinite(target)
+    target = jnp.where(observed, target, 0.0)
     if cfg.clip_target:  # SPEC 5: step costs are never targets
         target = jnp.maximum(target, 0.0)
 
@@ -129,6 +133,7 @@ def fit(key: jax.Array, obs: jax.Array, actions: jax.Array, target: jax.Array, c
     test_idx = n_train + jnp.arange(t_max)
     test_mask = test_idx < n
     test_idx = jnp.minimum(test_idx, size - 1)
+    test_mask = test_mask & observed[test_idx]
     y_test = target[test_idx]
 
     def predict_test(p):
@@ -140,9 +145,11 @@ def fit(key: jax.Array, obs: jax.Array, actions: jax.Array, target: jax.Array, c
     # indices sorted positives first, so a draw is O(batch), whatever the data size.
     idx = jnp.arange(size)
     is_train = idx < n_train
+    is_train = is_train & observed
     pos = is_train & (target != 0)  # (after the clip: target > 0, SPEC 5)
     n_pos = pos.sum()
-    n_neg = n_train - n_pos
+    n_seen = is_train.sum()
+    n_neg = n_seen - n_pos
     order = jnp.argsort(jnp.where(is_train, jnp.where(pos, 0, 1), 2), stable=True)
     use_balance = cfg.balanced & (n_pos > 0) & (n_neg > 0)
 
@@ -152,9 +159,12 @@ def fit(key: jax.Array, obs: jax.Array, actions: jax.Array, target: jax.Array, c
         want_pos = jax.random.bernoulli(k_cls, 0.5, shape)
         i_pos = order[jax.random.randint(k_pos, shape, 0, jnp.maximum(n_pos, 1))]
         i_neg = order[n_pos + jax.random.randint(k_neg, shape, 0, jnp.maximum(n_neg, 1))]
-        i_uni = jax.random.randint(k_uni, shape, 0, n_train)
+        r = jax.random.randint(k_uni, shape, 0, jnp.maximum(n_seen, 1))
+        i_uni = jnp.where(n_seen == n_train, r, order[r])  # every step observed: the draw as it always was
         return jnp.where(use_balance, jnp.where(want_pos, i_pos, i_neg), i_uni)
 
+    # Epochs count the training window's steps, observed or not (so a fit's length is fixed by its
+    # window, as when every step is observed).
     n_updates = jnp.maximum(1, jnp.round(cfg.epochs * n_train / cfg.batch_size)).astype(jnp.int32)
     per_eval = (n_updates + N_EVALS - 1) // N_EVALS
 

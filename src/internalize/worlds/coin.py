@@ -152,6 +152,8 @@ def coin_params(
     width = size + 2
     if max_steps is None:
         max_steps = max(1, 4 * size * size // 5)
+    if max_steps < 1:
+        raise ValueError(f"max_steps must be at least 1, got {max_steps}")
     if map_name is not None:
         if map_name not in NAMED_MAPS:
             raise ValueError(f"unknown map {map_name!r}; known maps: {', '.join(NAMED_MAPS)}")
@@ -505,13 +507,16 @@ class CoinWorld:
     """Side of the square interior in cells, inside the outer wall (paper: 5)."""
     reachable_only: bool = False
     """Redraw layouts whose goal the agent cannot reach (ours; the paper keeps them)."""
+    max_steps: int | None = None
+    """Episode length (truncation); none: the paper's 4 * size^2 / 5 (20 at size 5). The step
+    cost is 0.9 / max_steps, so a whole episode of forward steps costs 0.9 at any length."""
 
     @property
     def env(self) -> env.Env:
         return COIN
 
     def params(self) -> CoinParams:
-        return coin_params(self.n_walls, self.map_name, self.size, reachable_only=self.reachable_only)
+        return coin_params(self.n_walls, self.map_name, self.size, self.max_steps, reachable_only=self.reachable_only)
 
     def caregiver(self) -> caregivers.GoalPraise:
         """+0.4 on the goal, paid instead of the goal step's cost (SPEC 3)."""
