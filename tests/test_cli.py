@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,10 +23,19 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+def made_with(proc: subprocess.CompletedProcess, *args: str) -> bool:
+    """Whether a finished command line ran with these arguments, in this order."""
+    return f" {' '.join(args)} " in f" {' '.join(proc.args)} "
+
+
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+def tiny_run(tiny_unlearning_run, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """``internalize run unlearning`` with TINY (the session's one tiny run, tests/conftest.py:
+    the same command, also writing TensorBoard logs), in a folder of this module's own."""
+    results, _, proc = tiny_unlearning_run
+    assert made_with(proc, "run", "unlearning", *TINY), proc.args
     out = tmp_path_factory.mktemp("results")
-    proc = cli("run", "unlearning", *TINY, "--out", str(out))
+    shutil.copytree(results, out, dirs_exist_ok=True)
     return out, proc
 
 
@@ -56,34 +66,47 @@ def test_tiny_pipeline_run_writes_the_output_contract(tiny_run):
     assert "unlearning:" in proc.stdout and "results in" in proc.stdout
 
 
-def test_report_rebuilds_summary_from_files(tiny_run):
+def test_report_rebuilds_summary_from_files(tiny_run, capsys):
     out, _ = tiny_run
     folder = out / "unlearning"
     before = json.loads((folder / "summary.json").read_text())
     (folder / "summary.json").unlink()
     (folder / "unlearning.png").unlink()
-    proc = cli("report", str(out))
-    assert proc.returncode == 0, proc.stderr
+    code, _, err = run_main(capsys, "report", str(out))
+    assert code == 0, err
     after = json.loads((folder / "summary.json").read_text())
     assert after == before
     assert (folder / "unlearning.png").exists()
 
 
-@pytest.mark.parametrize(
-    "args, fragment",
-    [
-        (["run", "nosuch"], "unknown experiment 'nosuch'"),
-        (["run", "unlearning", "--preset", "turbo"], "unknown preset 'turbo'"),
-        (["run", "unlearning", "--seeds", "0"], "must be at least 1"),
-        (["run", "unlearning", "--seeds", "ten"], "expected a whole number"),
-        (["run", "unlearning", "--seed", "-3"], "must be in 0..2^32-1"),
-        (["run", "unlearning", "--autonomy-steps", "0"], "must be at least 1"),
-        (["run", "unlearning", "--bogus"], "unrecognized arguments"),
-        (["frobnicate"], "invalid choice"),
-        ([], "required"),
-    ],
-)
-def test_bad_arguments_give_one_line_and_status_2(tmp_path, args, fragment):
+BAD_ARGUMENTS = [
+    (["run", "nosuch"], "unknown experiment 'nosuch'"),
+    (["run", "unlearning", "--preset", "turbo"], "unknown preset 'turbo'"),
+    (["run", "unlearning", "--seeds", "0"], "must be at least 1"),
+    (["run", "unlearning", "--seeds", "ten"], "expected a whole number"),
+    (["run", "unlearning", "--seed", "-3"], "must be in 0..2^32-1"),
+    (["run", "unlearning", "--autonomy-steps", "0"], "must be at least 1"),
+    (["run", "unlearning", "--bogus"], "unrecognized arguments"),
+    (["frobnicate"], "invalid choice"),
+    ([], "required"),
+]
+
+
+@pytest.mark.parametrize("args, fragment", BAD_ARGUMENTS)
+def test_bad_arguments_give_one_line_and_status_2(tmp_path, capsys, args, fragment):
+    """In this process (an interpreter per case cost seconds each); the next test checks the
+    same through the command line's own process, its exit status and all it writes to stderr."""
+    code, _, err = run_main(capsys, *args, "--out", str(tmp_path / "out")) if args and args[0] == "run" else \
+        run_main(capsys, *args)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("internalize: error:") and fragment in lines[0]
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("args, fragment", [BAD_ARGUMENTS[2], BAD_ARGUMENTS[7], BAD_ARGUMENTS[8]])
+def test_bad_arguments_end_the_process_with_status_2_and_one_line(tmp_path, args, fragment):
     proc = cli(*args, "--out", str(tmp_path / "out")) if args and args[0] == "run" else cli(*args)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
@@ -92,53 +115,53 @@ def test_bad_arguments_give_one_line_and_status_2(tmp_path, args, fragment):
     assert not (tmp_path / "out").exists()
 
 
-def test_output_dir_that_is_a_file_is_refused_and_left_alone(tmp_path):
+def test_output_dir_that_is_a_file_is_refused_and_left_alone(tmp_path, capsys):
     target = tmp_path / "results"
     target.write_text("precious")
-    proc = cli("run", "unlearning", *TINY, "--out", str(target))
-    assert proc.returncode == 2 and "is not a directory" in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1
+    code, _, err = run_main(capsys, "run", "unlearning", *TINY, "--out", str(target))
+    assert code == 2 and "is not a directory" in err
+    assert len(err.strip().splitlines()) == 1
     assert target.read_text() == "precious"
 
 
-def test_output_dir_under_a_file_is_refused(tmp_path):
+def test_output_dir_under_a_file_is_refused(tmp_path, capsys):
     (tmp_path / "file").write_text("x")
-    proc = cli("run", "unlearning", *TINY, "--out", str(tmp_path / "file" / "sub"))
-    assert proc.returncode == 2 and "not a directory" in proc.stderr
+    code, _, err = run_main(capsys, "run", "unlearning", *TINY, "--out", str(tmp_path / "file" / "sub"))
+    assert code == 2 and "not a directory" in err
 
 
-def test_unwritable_output_dir_is_refused():
+def test_unwritable_output_dir_is_refused(capsys):
     # /sys refuses new files even to root (permission bits alone do not stop root).
-    proc = cli("run", "unlearning", *TINY, "--out", "/sys/internalize-results")
-    assert proc.returncode == 2 and "not writable" in proc.stderr
+    code, _, err = run_main(capsys, "run", "unlearning", *TINY, "--out", "/sys/internalize-results")
+    assert code == 2 and "not writable" in err
     assert not Path("/sys/internalize-results").exists()
 
 
-def test_bad_input_leaves_existing_results_untouched(tiny_run):
+def test_bad_input_leaves_existing_results_untouched(tiny_run, capsys):
     out, _ = tiny_run
     before = snapshot(out)
-    proc = cli("run", "unlearning", "--preset", "nosuch", "--out", str(out))
-    assert proc.returncode == 2
+    code, _, _ = run_main(capsys, "run", "unlearning", "--preset", "nosuch", "--out", str(out))
+    assert code == 2
     assert snapshot(out) == before
 
 
-def test_report_of_missing_dir_is_a_usage_error(tmp_path):
-    proc = cli("report", str(tmp_path / "nothing"))
-    assert proc.returncode == 2 and "does not exist" in proc.stderr
+def test_report_of_missing_dir_is_a_usage_error(tmp_path, capsys):
+    code, _, err = run_main(capsys, "report", str(tmp_path / "nothing"))
+    assert code == 2 and "does not exist" in err
 
 
-def test_list_names_experiments_presets_conditions_and_maps():
-    proc = cli("list")
-    assert proc.returncode == 0
+def test_list_names_experiments_presets_conditions_and_maps(capsys):
+    code, out, _ = run_main(capsys, "list")
+    assert code == 0
     for word in ("unlearning", "fast", "paper", "oracle", "none", "isr", "plus", "4rooms"):
-        assert word in proc.stdout
+        assert word in out
 
 
 @pytest.mark.parametrize("make_path", [lambda t: t / "missing", lambda t: (t / "f.txt", (t / "f.txt").write_text("x"))[0]])
-def test_list_of_a_bad_dir_is_a_usage_error(tmp_path, make_path):
+def test_list_of_a_bad_dir_is_a_usage_error(tmp_path, capsys, make_path):
     path = make_path(tmp_path)
-    proc = cli("list", str(path))
-    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and str(path) in proc.stderr
+    code, _, err = run_main(capsys, "list", str(path))
+    assert code == 2 and err.count("\n") == 1 and str(path) in err
 
 
 def test_output_into_a_closed_pipe_ends_quietly(monkeypatch):

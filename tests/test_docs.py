@@ -55,6 +55,19 @@ def test_every_doc_with_code_is_covered_and_skips_say_why():
                 assert "(" in first and len(first) > len("# doc: skip ()"), f"{where}: say why it is skipped"
 
 
+def compilation_cache_env() -> dict[str, str]:
+    """The test session's persistent compilation cache (tests/conftest.py), for the doc's python
+    blocks too, through JAX's own environment variables (the blocks are run as written: nothing
+    is imported for them). Without it, each python block compiled every program again, also the
+    ones an earlier block of the same doc (or the command line, which uses the cache) compiled."""
+    import jax
+
+    if not jax.config.jax_compilation_cache_dir:
+        return {}
+    return {"JAX_COMPILATION_CACHE_DIR": str(jax.config.jax_compilation_cache_dir),
+            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": str(jax.config.jax_persistent_cache_min_compile_time_secs)}
+
+
 def run_doc(doc: str, tmp_path: Path) -> None:
     """Run every runnable block of one doc (tests/test_docs_<doc>.py call it: one file per doc,
     so that the docs' examples, the suite's longest tests, run on different workers)."""
@@ -66,7 +79,7 @@ def run_doc(doc: str, tmp_path: Path) -> None:
     work.mkdir()
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
                PYTHONPATH=os.pathsep.join([str(ROOT / "examples"), os.environ.get("PYTHONPATH", "")]),
-               INTERNALIZE_REPO=str(ROOT))
+               INTERNALIZE_REPO=str(ROOT), **compilation_cache_env())
     proc = subprocess.run([sys.executable, str(tmp_path / "runner.py"), str(tmp_path / "blocks.json")], cwd=work,
                           capture_output=True, text=True, timeout=900, env=env)
     assert proc.returncode == 0, f"{doc}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"

@@ -23,16 +23,30 @@ def cli(*args: str) -> subprocess.CompletedProcess:
                           timeout=600, env=dict(os.environ))
 
 
+def main(capsys, *args: str) -> subprocess.CompletedProcess:
+    """The command line in this process (an interpreter per call would cost seconds each)."""
+    from internalize import cli as cli_
+
+    code = cli_.main(list(args))
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(list(args), code, out, err)
+
+
 def snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")
-def stored(tmp_path_factory):
+def stored(tiny_unlearning_run, tmp_path_factory):
+    """``internalize run unlearning`` with TINY and ``--tensorboard`` (the session's one tiny run,
+    tests/conftest.py), copied into this module's own folders."""
+    results, logs, proc = tiny_unlearning_run
+    assert " run unlearning " + " ".join(TINY) + " " in " ".join(proc.args) + " " and "--tensorboard" in proc.args
+    assert proc.returncode == 0, proc.stderr
     root = tmp_path_factory.mktemp("store")
     out, tb = root / "results", root / "tb"
-    proc = cli("run", "unlearning", *TINY, "--out", str(out), "--tensorboard", str(tb))
-    assert proc.returncode == 0, proc.stderr
+    shutil.copytree(results, out)
+    shutil.copytree(logs, tb)
     return out, tb
 
 
@@ -78,29 +92,29 @@ def test_parquet_curves_hold_every_per_update_metric_in_tidy_rows(stored):
             assert list(table["update"][rows]) == [1, 2] and list(table["env_steps"][rows]) == [2048, 4096]
 
 
-def test_same_settings_reuse_and_changed_settings_get_a_new_run(stored, tmp_path):
+def test_same_settings_reuse_and_changed_settings_get_a_new_run(stored, tmp_path, capsys):
     out = tmp_path / "results"
     shutil.copytree(stored[0], out)
     before = snapshot(out / "unlearning")
-    again = cli("run", "unlearning", *TINY, "--out", str(out))
+    again = main(capsys, "run", "unlearning", *TINY, "--out", str(out))
     assert again.returncode == 0 and "stored results match this configuration; not rerun" in again.stdout
     # Another root seed: a different computation, with the same compiled programs (loaded from the
     # compilation cache; a changed learning rate would compile them again).
-    changed = cli("run", "unlearning", *TINY, "--out", str(out), "--seed", "5")
+    changed = main(capsys, "run", "unlearning", *TINY, "--out", str(out), "--seed", "5")
     assert changed.returncode == 0, changed.stderr
     new = [p for p in out.iterdir() if p.name.startswith("unlearning-")]
     assert len(new) == 1 and json.loads((new[0] / "config.json").read_text())["settings"]["seed"] == 5
     after = snapshot(out / "unlearning")
     assert {k: v for k, v in after.items() if k.endswith((".npz", ".parquet", ".msgpack", "config.json"))} == \
         {k: v for k, v in before.items() if k.endswith((".npz", ".parquet", ".msgpack", "config.json"))}
-    listing = cli("list", str(out))
+    listing = main(capsys, "list", str(out))
     assert listing.returncode == 0 and new[0].name in listing.stdout and "\nunlearning " in listing.stdout
     shutil.rmtree(out / "unlearning")  # the changed run is found again where it is, not redone
-    found = cli("run", "unlearning", *TINY, "--out", str(out), "--seed", "5")
+    found = main(capsys, "run", "unlearning", *TINY, "--out", str(out), "--seed", "5")
     assert "not rerun" in found.stdout and str(new[0]) in found.stdout and not (out / "unlearning").exists()
 
 
-def test_a_damaged_stored_file_is_detected_and_recomputed(stored, tmp_path):
+def test_a_damaged_stored_file_is_detected_and_recomputed(stored, tmp_path, capsys):
     from internalize import results
 
     out = tmp_path / "results"
@@ -109,15 +123,15 @@ def test_a_damaged_stored_file_is_detected_and_recomputed(stored, tmp_path):
     good = curves.read_bytes()
     curves.write_bytes(good[: len(good) // 2])  # truncated
     assert results.verify(out / "unlearning")
-    proc = cli("run", "unlearning", *TINY, "--out", str(out))
+    proc = main(capsys, "run", "unlearning", *TINY, "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     assert "not rerun" not in proc.stdout and results.verify(out / "unlearning") == []
     assert not [p for p in out.iterdir() if p.name.startswith("unlearning-")]  # recomputed in place
 
 
-def test_config_prints_every_setting_as_toml_that_reads_back(tmp_path):
-    shown = cli("config", "unlearning", "--quick", "--ppo.lr", "0.002", "--isr.hidden", "32,32",
-                "--presence.leave.end", "0.5")
+def test_config_prints_every_setting_as_toml_that_reads_back(tmp_path, capsys):
+    shown = main(capsys, "config", "unlearning", "--quick", "--ppo.lr", "0.002", "--isr.hidden", "32,32",
+                 "--presence.leave.end", "0.5")
     assert shown.returncode == 0, shown.stderr
     path = tmp_path / "u.toml"
     path.write_text(shown.stdout)
@@ -126,9 +140,9 @@ def test_config_prints_every_setting_as_toml_that_reads_back(tmp_path):
     data = tomllib.loads(shown.stdout)
     assert data["ppo"]["lr"] == 0.002 and data["isr"]["hidden"] == [32, 32] and data["seeds"] == 6
     assert data["presence"]["leave"]["end"] == 0.5 and data["world"]["socialize"]["n_walls"] == 3
-    again = cli("config", "unlearning", "--quick", "--config", str(path))
+    again = main(capsys, "config", "unlearning", "--quick", "--config", str(path))
     assert again.stdout.splitlines()[1:] == shown.stdout.splitlines()[1:]
-    flag_wins = cli("config", "unlearning", "--config", str(path), "--ppo.lr", "0.005")
+    flag_wins = main(capsys, "config", "unlearning", "--config", str(path), "--ppo.lr", "0.005")
     assert tomllib.loads(flag_wins.stdout)["ppo"]["lr"] == 0.005
 
 
@@ -159,11 +173,11 @@ def test_help_lists_each_setting_with_its_description_and_default():
     ("[presence.leave]\nstart = 1.5\n", "presence start must be in [0, 1]"),
     ("[ppo]\nminibatch_size = 1000\n", "must divide"),
 ])
-def test_bad_config_files_are_one_line_errors(tmp_path, toml, fragment):
+def test_bad_config_files_are_one_line_errors(tmp_path, capsys, toml, fragment):
     path = tmp_path / "bad.toml"
     path.write_text(toml)
     out = tmp_path / "results"
-    proc = cli("run", "unlearning", "--config", str(path), "--out", str(out), "--no-progress")
+    proc = main(capsys, "run", "unlearning", "--config", str(path), "--out", str(out), "--no-progress")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert fragment in proc.stderr and not out.exists()
 
@@ -174,12 +188,12 @@ def test_bad_config_files_are_one_line_errors(tmp_path, toml, fragment):
     (["--isr.network", "transformer"], "unknown isr.network"),
     (["--ppo.n_envs", "2.5"], "expected a whole number"),
 ])
-def test_bad_setting_flags_are_one_line_errors(tmp_path, args, fragment):
-    proc = cli("run", "unlearning", *args, "--out", str(tmp_path / "r"), "--no-progress")
+def test_bad_setting_flags_are_one_line_errors(tmp_path, capsys, args, fragment):
+    proc = main(capsys, "run", "unlearning", *args, "--out", str(tmp_path / "r"), "--no-progress")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and fragment in proc.stderr, proc.stderr
 
 
-def test_render_writes_a_gif_of_a_stored_policy_acting(stored, tmp_path):
+def test_render_writes_a_gif_of_a_stored_policy_acting(stored, tmp_path, capsys):
     from PIL import Image
 
     out = stored[0]
@@ -189,18 +203,18 @@ def test_render_writes_a_gif_of_a_stored_policy_acting(stored, tmp_path):
     assert proc.returncode == 0, proc.stderr
     with Image.open(gif) as im:
         assert im.format == "GIF" and im.n_frames == 20  # one greedy coin-world episode
-    bad = cli("render", "unlearning", "--condition", "frozen", "--results", str(out))
+    bad = main(capsys, "render", "unlearning", "--condition", "frozen", "--results", str(out))
     assert bad.returncode == 2 and "no condition or arm 'frozen'" in bad.stderr
-    missing = cli("render", "prosocial", "--results", str(out))
+    missing = main(capsys, "render", "prosocial", "--results", str(out))
     assert missing.returncode == 2 and "no stored run of prosocial" in missing.stderr
 
 
-def test_report_embeds_one_still_per_condition(stored, tmp_path):
+def test_report_embeds_one_still_per_condition(stored, tmp_path, capsys):
     out = tmp_path / "results"
     shutil.copytree(stored[0], out)
     for p in out.glob("unlearning/still_*.png"):
         p.unlink()
-    proc = cli("report", str(out))
+    proc = main(capsys, "report", str(out))
     assert proc.returncode == 0, proc.stderr
     report = (out / "report.md").read_text()
     for cond in ("oracle", "none", "isr"):

@@ -7,6 +7,7 @@ import internalize  # noqa: F401  (sets XLA flags before JAX starts)
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -51,21 +52,57 @@ def same_run(f1: Path, f2: Path) -> None:
 TINY = experiments.with_budget(experiments.EXPERIMENTS["unlearning"], 4096, 4096)
 
 
-def test_guarantee_same_settings_and_seed_give_identical_results(tmp_path):
+@pytest.fixture
+def tiny_results(tiny_unlearning_run, tmp_path) -> Path:
+    """A finished run of TINY (root seed 0), in a results folder of this test's own: a copy of
+    the session's one tiny run (tests/conftest.py: ``internalize run unlearning`` at TINY's
+    budgets, 2 seeds, the fast preset)."""
+    shared, _, proc = tiny_unlearning_run
+    assert proc.returncode == 0, proc.stderr
+    config = json.loads((shared / "unlearning" / "config.json").read_text())
+    assert (config["preset"], config["seeds"], config["root_seed"]) == ("fast", 2, 0)
+    assert config["budget"] == {"socialize_steps": TINY.budget.socialize_steps,
+                                "autonomy_steps": TINY.budget.autonomy_steps}
+    out = tmp_path / "results"
+    shutil.copytree(shared, out)
+    return out
+
+
+def test_guarantee_same_settings_and_seed_give_identical_results(tmp_path, tiny_results):
     a = experiments.run(TINY, PRESETS["fast"], 2, tmp_path / "a", root_seed=3)
     b = experiments.run(TINY, PRESETS["fast"], 2, tmp_path / "b", root_seed=3)
     same_run(Path(a["folder"]), Path(b["folder"]))
     config = json.loads((Path(a["folder"]) / "config.json").read_text())
     derived = np.asarray(jax.random.key_data(experiments.seed_keys(3, 2))).tolist()
     assert config["root_seed"] == 3 and config["seed_keys"] == derived  # every seed's key from one root key
-    other = experiments.run(TINY, PRESETS["fast"], 2, tmp_path / "c", root_seed=4)
+    other = tiny_results / "unlearning"  # the same settings but the root seed (0)
+    other_config = json.loads((other / "config.json").read_text())
+    assert {k: v for k, v in other_config["settings"].items() if k != "seed"} == \
+        {k: v for k, v in config["settings"].items() if k != "seed"} and other_config["root_seed"] != 3
     c1 = results.read_npz(Path(a["folder"]) / "curves.npz")["autonomy/true_return"]
-    c2 = results.read_npz(Path(other["folder"]) / "curves.npz")["autonomy/true_return"]
+    c2 = results.read_npz(other / "curves.npz")["autonomy/true_return"]
     assert not np.array_equal(c1, c2)  # the seed matters: the comparison above can fail
 
 
-KILL_ARGS = ["--only", "unlearning", "--seeds", "4", "--socialize-steps", "20480", "--autonomy-steps", "30720",
-             "--updates_per_chunk", "1", "--checkpoint-every", "0", "--no-progress"]
+# TINY's seeds, socialization and chunk size (8 updates), so the same compiled programs (loaded
+# from the compilation cache, not compiled again); 16 updates of autonomy are two chunks per
+# batch, and a checkpoint after every chunk: the run is killed after the first chunk of autonomy,
+# with a chunk of that batch and the whole reward-model batch still to do.
+KILL_ARGS = ["--only", "unlearning", "--seeds", "2", "--socialize-steps", "4096", "--autonomy-steps", "32768",
+             "--checkpoint-every", "0", "--no-progress"]
+
+
+def listing(results_folder: Path) -> str:
+    """What ``internalize list FOLDER`` prints (in this process: an interpreter costs seconds)."""
+    import contextlib
+    import io
+
+    from internalize import cli as cli_
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert cli_.main(["list", str(results_folder)]) == 0
+    return out.getvalue()
 
 
 def test_guarantee_a_killed_run_resumes_to_identical_results(tmp_path):
@@ -80,7 +117,7 @@ def test_guarantee_a_killed_run_resumes_to_identical_results(tmp_path):
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed part-way"
     assert not (out / "unlearning" / "manifest.json").exists()  # it did not finish
-    assert "unfinished (has checkpoints)" in cli("list", str(out)).stdout
+    assert "unfinished (has checkpoints)" in listing(out)
     resumed = cli("reproduce", *KILL_ARGS, "--out", str(out))
     assert resumed.returncode == 0, resumed.stderr
     assert "resumed from checkpoints" in resumed.stdout and "autonomy" in resumed.stdout
@@ -121,8 +158,6 @@ def test_guarantee_a_diverged_run_is_marked_and_isolated():
 
     learner = Learner(PRESETS["fast"].ppo, world.COIN)
     params = world.coin_params(3)
-    blank = jax.tree.map(jnp.zeros_like, learner.net.init(jax.random.PRNGKey(0), jnp.zeros((1, 9, 9, 4), jnp.uint8)))
-    del blank
 
     def batch(poison: bool):
         specs = [RunSpec(params, caregiver.caregiver(float("nan") if (poison and i == 1) else 0.4), presence.present(),
@@ -142,22 +177,24 @@ def test_guarantee_a_diverged_run_is_marked_and_isolated():
     assert experiments.failures({f"socialize/{k}": v for k, v in clean.metrics.items()}, []) == []
 
 
-def test_guarantee_a_diverged_run_is_named_in_the_summary(tmp_path):
-    run = experiments.run(TINY, PRESETS["fast"], 2, tmp_path)
-    folder = Path(run["folder"])
-    assert run["failed_runs"] == []
+def test_guarantee_a_diverged_run_is_named_in_the_summary(tiny_results):
+    folder = tiny_results / "unlearning"
+    assert json.loads((folder / "summary.json").read_text())["failed_runs"] == []
     curves = results.read_npz(folder / "curves.npz")
     curves["autonomy/pg_loss"][1, 2, 1:] = np.nan  # seed 1, arm isr diverges at its second update
     results.write_npz(folder / "curves.npz", curves)
-    proc = cli("report", str(tmp_path))
+    proc = cli("report", str(tiny_results))
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((folder / "summary.json").read_text())
     assert [(f["seed"], f["arm"]) for f in summary["failed_runs"]] == [(1, "isr")]
     assert "from update 2" in summary["failed_runs"][0]["message"] and "FAILED RUN" in proc.stdout
-    assert "**Failed run**" in (tmp_path / "report.md").read_text()
+    assert "**Failed run**" in (tiny_results / "report.md").read_text()
 
 
-def test_guarantee_results_of_an_incompatible_version_are_refused_unchanged(tmp_path):
+def test_guarantee_results_of_an_incompatible_version_are_refused_unchanged(tmp_path, capsys):
+    """Through the command line in this process (an interpreter per command would cost seconds)."""
+    from internalize import cli as cli_
+
     folder = tmp_path / "unlearning"
     folder.mkdir()
     old = {"schema": 1, "version": "0.0.1", "experiment": "unlearning"}
@@ -166,9 +203,10 @@ def test_guarantee_results_of_an_incompatible_version_are_refused_unchanged(tmp_
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     for args in (["run", "unlearning", "--out", str(tmp_path), "--no-progress"], ["report", str(tmp_path)],
                  ["render", "unlearning", "--results", str(tmp_path)]):
-        proc = cli(*args)
-        assert proc.returncode == 2 and proc.stderr.count("\n") == 1, (args, proc.stderr)
-        assert "results schema 1" in proc.stderr and "0.0.1" in proc.stderr, proc.stderr
+        code = cli_.main(args)
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1, (args, err)
+        assert "results schema 1" in err and "0.0.1" in err, err
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["unlearning"]
 
@@ -199,12 +237,12 @@ BAD_INPUTS = [
 ]
 
 
-def test_guarantee_bad_input_is_one_line_exit_2_and_changes_nothing(tmp_path, capsys, monkeypatch):
+def test_guarantee_bad_input_is_one_line_exit_2_and_changes_nothing(tmp_path, tiny_results, capsys, monkeypatch):
     """Every bad input above, against a results folder that holds a finished run: one line on
     stderr naming the problem, exit status 2, and not a byte of the folder changed."""
     from internalize import cli as cli_
 
-    experiments.run(TINY, PRESETS["fast"], 2, tmp_path / "results")
+    assert tiny_results == tmp_path / "results" and (tiny_results / "unlearning" / "manifest.json").is_file()
     monkeypatch.chdir(tmp_path)
     before = {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()}
     for args, fragment in BAD_INPUTS:
