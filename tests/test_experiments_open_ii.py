@@ -126,7 +126,7 @@ def test_socializing_seeds_in_batches_changes_no_behaviour():
     is bitwise the same as all at once, the rest agrees to float rounding."""
     import dataclasses
 
-    from test_experiments_pipeline import PRESET
+    from test_experiments_pipeline import PRESET, assert_same_behaviour
 
     from internalize.experiments import EXPERIMENTS, Budget, run_pipeline
     from internalize.experiments.pipeline import seeds_per_batch
@@ -138,9 +138,4 @@ def test_socializing_seeds_in_batches_changes_no_behaviour():
     # (two seeds: one seed a batch is padded to the two devices' two runs, so one program serves both)
     whole = run_pipeline(exp, PRESET, 2, Budget(1024, 512), root_seed=0)
     batched = run_pipeline(small, PRESET, 2, Budget(1024, 512), root_seed=0)
-    assert sorted(batched) == sorted(whole)
-    for k, v in whole.items():
-        if k.endswith(("goals_per_episode", "forward_per_episode")):
-            assert np.array_equal(batched[k], v, equal_nan=True), k
-        else:
-            np.testing.assert_allclose(batched[k], v, rtol=1e-5, atol=1e-6, err_msg=k)
+    assert_same_behaviour(batched, whole)

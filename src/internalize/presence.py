@@ -59,8 +59,7 @@ def from_spec(spec, phase_steps: float | None = None) -> Presence:
 
     With ``spec.unit == "phase"``, horizon and delay are fractions of the phase, whose length in
     environment steps is ``phase_steps`` (the phase's budget)."""
-    unit = getattr(spec, "unit", "steps")
-    delay = getattr(spec, "delay", 0.0)
+    unit, delay = spec.unit, spec.delay
     if unit not in UNITS:
         raise ValueError(f"unknown presence unit {unit!r}; known: {', '.join(UNITS)}")
     if unit == "phase":

@@ -120,25 +120,7 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
     """
     params_out = {} if params_out is None else params_out
     if exp.variants:
-        curves = {}
-        for v in exp.variants:
-            sub = dataclasses.replace(exp, variants=(), socialize_world=v.world, autonomy_world=v.world,
-                                      eval_worlds=tuple(v.world for _ in exp.eval_worlds))
-            out: dict = {}
-            t0, c0 = time.perf_counter(), compile_seconds()
-            got = run_pipeline(sub, preset, seeds, v.budget(budget), root_seed, progress, clock, out,
-                               None if ckpt is None else ckpt.scoped(f"{v.label}."))
-            # Its size and speed (a resumed variant's seconds count only what this process ran).
-            got["seconds/wall"] = np.float64(time.perf_counter() - t0)
-            got["seconds/compile"] = np.float64(compile_seconds() - c0)
-            got["steps"] = np.int64(total_steps(sub, preset, seeds, v.budget(budget)))
-            wp = v.world.params()
-            got["world/max_steps"] = np.int64(wp.max_steps)
-            if hasattr(wp, "size"):
-                got["world/size"] = np.int64(wp.size)
-            curves.update({f"variant/{v.label}/{k}": x for k, x in got.items()})
-            params_out.setdefault("variant", {})[v.label] = out
-        return curves
+        return _run_variants(exp, preset, seeds, budget, root_seed, progress, clock, params_out, ckpt)
     clock = clock or PhaseClock()
     env = exp.socialize_world.env
     groups, arm_group = exp.socializations()
@@ -396,6 +378,31 @@ def _value_map(exp: Experiment, model, fitted, root_seed: int, soc_world, groups
     for f in dataclasses.fields(layout):
         maps[f"layout/{f.name}"] = np.asarray(getattr(layout, f.name))
     return maps
+
+
+def _run_variants(exp: Experiment, preset: Preset, seeds: int, budget: Budget, root_seed: int,
+                  progress, clock, params_out: dict, ckpt) -> dict[str, np.ndarray]:
+    """The whole pipeline once per variant (its world, its budget), curves under ``variant/<label>/``
+    with the variant's seconds, steps and world size; checkpoints scoped per variant."""
+    curves = {}
+    for v in exp.variants:
+        sub = dataclasses.replace(exp, variants=(), socialize_world=v.world, autonomy_world=v.world,
+                                  eval_worlds=tuple(v.world for _ in exp.eval_worlds))
+        out: dict = {}
+        t0, c0 = time.perf_counter(), compile_seconds()
+        got = run_pipeline(sub, preset, seeds, v.budget(budget), root_seed, progress, clock, out,
+                           None if ckpt is None else ckpt.scoped(f"{v.label}."))
+        # Its size and speed (a resumed variant's seconds count only what this process ran).
+        got["seconds/wall"] = np.float64(time.perf_counter() - t0)
+        got["seconds/compile"] = np.float64(compile_seconds() - c0)
+        got["steps"] = np.int64(total_steps(sub, preset, seeds, v.budget(budget)))
+        wp = v.world.params()
+        got["world/max_steps"] = np.int64(wp.max_steps)
+        if hasattr(wp, "size"):
+            got["world/size"] = np.int64(wp.size)
+        curves.update({f"variant/{v.label}/{k}": x for k, x in got.items()})
+        params_out.setdefault("variant", {})[v.label] = out
+    return curves
 
 
 def decision_points(exp: Experiment, budget: Budget) -> list[int]:
