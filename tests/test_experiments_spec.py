@@ -12,7 +12,8 @@ def test_experiments_are_declared_with_their_paper_budgets():
     e = experiments.EXPERIMENTS
     paper = {"unlearning", "isr_accuracy", "ood_walls", "ood_maps", "reward_hacking", "prosocial"}
     open_ = {"noisy_caregiver", "two_caregivers", "feedback_kinds",  # issue 14
-             "readiness", "leaving", "scale"}  # issue 15
+             "readiness", "leaving", "scale",  # issue 15
+             "reward_learners"}  # issue 16
     assert set(e) == paper | open_
     assert {n for n, x in e.items() if x.suite == "paper"} == paper
     for n in open_:  # the issue's budgets: 120k + 120k steps, 10 seeds at full budget

@@ -283,7 +283,8 @@ def _changed(name: str, value):
                 "label": "other", "quick_seeds": 3, "map_name": "plus", "design": noisy_caregiver.Design(),
                 "arms_of": noisy_caregiver.arms_of, "caregivers_per_batch": 2, "max_steps": 30,
                 "presence": PresenceSpec(0.1, 0.1), "socialize_presence": PresenceSpec(0.5, 0.5),
-                "leave_when": IsrConverged(), "variants_of": scale.variants_of, "socialize_gib": 1.0}[name]
+                "leave_when": IsrConverged(), "variants_of": scale.variants_of, "socialize_gib": 1.0,
+                "reward_model": "irl", "autonomy_world": CoinWorld(n_walls=4), "arms": (), "isr_network": "cnn"}[name]
     if isinstance(value, tuple):
         if not value and name == "variants":
             return (Variant("side6", CoinWorld(size=6)),)

@@ -148,7 +148,7 @@ def test_registered_plugins_are_listed_and_a_broken_one_is_named(plugin):
     lines = exps.stdout.strip().splitlines()
     assert "my_unlearning\tregistered (paper)\tMy unlearning (a plug-in)" in lines
     assert sum("\tbuilt in (paper)\t" in line for line in lines) == 6
-    assert sum("\tbuilt in (open)\t" in line for line in lines) == 6  # issues 14 and 15
+    assert sum("\tbuilt in (open)\t" in line for line in lines) == 7  # issues 14, 15 and 16
     ls = cli("list", env=env)
     assert ls.returncode == 0, ls.stderr
     assert "small_room" in ls.stdout and "generous" in ls.stdout and "isr_too" in ls.stdout

@@ -227,8 +227,11 @@ def settings(obj: Any, prefix: str = "") -> list[Setting]:
     """Every leaf setting of a (nested) frozen dataclass instance, by dotted name."""
     hints = typing.get_type_hints(type(obj))
     docs = field_help(type(obj))
+    hidden = getattr(type(obj), "not_settings", ())  # fields a class declares but a user does not set
     out = []
     for f in dataclasses.fields(obj):
+        if f.name in hidden:
+            continue
         value = getattr(obj, f.name)
         name = f"{prefix}{f.name}"
         if f.metadata.get("group") and value is None:

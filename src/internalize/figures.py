@@ -369,3 +369,28 @@ def phase_panels(path: Path, panels: list[dict], ylabel: str, title: str) -> Pat
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return save(fig, path)
+
+
+def bar_panels(path: Path, panels: list[tuple[str, str, dict[str, np.ndarray]]], title: str) -> Path:
+    """One panel per measure, a bar per series: ``panels`` of (panel title, y label, {name:
+    per-seed values [seeds]}); each bar is the mean with its 95% CI, the points are the seeds."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.0), squeeze=False)
+    rng = np.random.default_rng(0)
+    for ax, (caption, ylabel, series) in zip(axes[0], panels):
+        names = list(series)
+        for j, name in enumerate(names):
+            values = np.asarray(series[name], float)
+            values = values[np.isfinite(values)]
+            if not values.size:
+                continue
+            mean, lo, hi = stats.mean_ci(values[:, None], axis=0)
+            ax.bar(j, mean[0], 0.7, color=OTHER_COLORS[j % len(OTHER_COLORS)], alpha=0.7,
+                   yerr=[[mean[0] - lo[0]], [hi[0] - mean[0]]], capsize=3)
+            ax.scatter(j + rng.uniform(-0.18, 0.18, values.size), values, s=8, color="black", zorder=3)
+        ax.axhline(0, color="black", lw=0.6)
+        ax.set_xticks(np.arange(len(names)), names, rotation=35, ha="right", fontsize=8)
+        ax.set_ylabel(ylabel)
+        ax.set_title(caption, fontsize=9)
+        ax.grid(alpha=0.3, axis="y")
+    fig.suptitle(title, fontsize=9)
+    return save(fig, path)

@@ -199,17 +199,17 @@ class Learner:
         clip_frac = jnp.mean(jnp.abs(ratio - 1) > clip)
         return total, (pg_loss, v_loss, entropy, approx_kl, clip_frac)
 
-    def update(self, state: RunState, spec: RunSpec):
-        """One PPO update: rollout, rewards, GAE, epochs. Returns (state, metrics, traj)."""
-        cfg = self.cfg
-        state, traj = self.rollout(state, spec)
+    def learn(self, state: RunState, traj: Transition, reward: jax.Array):
+        """Learn from a rollout ``traj`` (of :meth:`rollout`) paid ``reward`` ``[n_steps, n_envs]``:
+        truncation bootstrap, GAE, the epochs of shuffled minibatches.
 
-        # The learner's utility U = R_e + P R_s + (1 - P) R_i (SPEC 2), computed for the whole
-        # rollout at once (the ISR is frozen within a phase, so batching it is exact).
-        r_i = self.internal_reward(spec, traj.obs, traj.isr_action)
-        u = presence_.utility(traj.r_e, traj.r_s, r_i, traj.presence, traj.waive,
-                              replace=spec.isr_gain * spec.isr_replaces_reward)
-        reward = u
+        ``state`` is the state :meth:`rollout` returned. Whatever computed ``reward`` (the
+        learner's utility in :meth:`update`, a discriminator's in
+        :mod:`internalize.demonstrations`), PPO is the same. Returns (state, aux): aux holds the
+        minibatches' (pg_loss, value_loss, entropy, approx_kl, clip_fraction), each
+        ``[n_epochs, n_minibatches]``.
+        """
+        cfg = self.cfg
         if cfg.bootstrap_truncated:
             _, final_value = self.policy(state.params, traj.final_obs)
             reward = reward + cfg.gamma * final_value * (traj.truncated & ~traj.terminated)
@@ -234,14 +234,18 @@ class Learner:
         key, k_epochs = jax.random.split(state.key)
         (params, opt_state), aux = jax.lax.scan(epoch, (state.params, state.opt_state),
                                                 jax.random.split(k_epochs, cfg.n_epochs))
-        state = state.replace(params=params, opt_state=opt_state, key=key)
+        return state.replace(params=params, opt_state=opt_state, key=key), aux
 
+    def metrics(self, spec: RunSpec, traj: Transition, r_i: jax.Array, u: jax.Array, aux) -> dict:
+        """An update's curves: ``r_i`` the reward model's R_i, ``u`` the reward learned from (both
+        ``[n_steps, n_envs]``), ``aux`` what :meth:`learn` returned."""
         # Per-episode rates: episodes in these worlds always run to truncation, so a rollout
         # holds batch_size / max_steps episodes' worth of steps. (Dividing by the episodes that
         # happen to end inside the rollout would swing with where the rollout cuts them.)
-        episodes = cfg.batch_size / spec.world.max_steps
+        episodes = self.cfg.batch_size / spec.world.max_steps
+        done = traj.terminated | traj.truncated
         true_reward = presence_.utility(traj.r_e, traj.r_s, 0.0, 1.0, traj.waive)  # the caregiver's view
-        metrics = {
+        return {
             "goals_per_episode": traj.goal.sum() / episodes,
             "forward_per_episode": traj.forward.sum() / episodes,
             "true_return": true_reward.sum() / episodes,
@@ -257,7 +261,19 @@ class Learner:
             "approx_kl": aux[3][-1].mean(),
             "clip_fraction": aux[4][-1].mean(),
         }
-        return state, metrics, traj
+
+    def update(self, state: RunState, spec: RunSpec):
+        """One PPO update: :meth:`rollout`, the learner's utility, :meth:`learn`, :meth:`metrics`.
+        Returns (state, metrics, traj)."""
+        state, traj = self.rollout(state, spec)
+
+        # The learner's utility U = R_e + P R_s + (1 - P) R_i (SPEC 2), computed for the whole
+        # rollout at once (the ISR is frozen within a phase, so batching it is exact).
+        r_i = self.internal_reward(spec, traj.obs, traj.isr_action)
+        u = presence_.utility(traj.r_e, traj.r_s, r_i, traj.presence, traj.waive,
+                              replace=spec.isr_gain * spec.isr_replaces_reward)
+        state, aux = self.learn(state, traj, u)
+        return state, self.metrics(spec, traj, r_i, u, aux), traj
 
     # -- chunks of updates (one compiled call) ------------------------------------------------
     def chunk(self, state: RunState, spec: RunSpec, n: jax.Array, *, max_updates: int, collect: bool):

@@ -125,6 +125,8 @@ def write(out: Path, total_wall: float | None = None, folders: list[Path] | None
     if total_wall is not None:
         head.append(f"| **total (this invocation)** | {total_wall:.1f} | | |")
     phase_names = ("socialize", "internalize", "autonomy", "evaluate", "trace")
+    if any("demonstrate" in s.get("phase_seconds", {}) for s in walls.values()):  # learners shown the way
+        phase_names = ("socialize", "demonstrate") + phase_names[1:]
     if any("phase_seconds" in s for s in walls.values()):
         head += ["", "Where the time went: wall seconds per phase (of which compiling).", "",
                  "| experiment | " + " | ".join(phase_names) + " |", "| --- |" + " --- |" * len(phase_names)]

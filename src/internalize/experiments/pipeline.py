@@ -6,6 +6,11 @@ seeds x arms, the arms whose condition uses the reward model in one program and 
 another (so R_i is computed only where it is used); every arm's final policy is then evaluated
 and one greedy episode recorded. Returns curves as NumPy arrays.
 
+Arms may learn with reward models of their own (``Arm.reward_model``): every model learned from
+praise is fitted on the one socialization (models with equal ``fit_id`` share a fit), a model
+learned from demonstrations socializes its arms itself (:mod:`internalize.demonstrations`), and
+each model's arms run autonomy as a program of their own.
+
 What does not live here: the experiment's declaration (:mod:`.spec`), where its files go
 (:mod:`.store`), the phases themselves (:mod:`internalize.phases`).
 """
@@ -129,16 +134,30 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
     unified = caregivers.unify([*group_cgs, *(exp.arm_caregiver(a) for a in exp.arms)])
     groups_b, arm_cg_b = unified[:len(groups)], unified[len(groups):]
     n_groups = len(groups)
-    missing = [d for d in exp.reward_model.needs if d not in reward_models.DATA]
-    if missing:  # what socialization records is DATA; a model that learns from more needs a pipeline that records it
-        raise ValueError(f"reward model {exp.reward_model.name!r} needs {', '.join(missing)}; socialization records "
-                         f"{', '.join(reward_models.DATA)}")
     rm_cfg = exp.isr_config(preset) if exp.isr_config else preset.isr
     soc_world = exp.socialize_world.params()
-    model = reward_models.bind(exp.reward_model, rm_cfg, env, soc_world)
     arms = exp.arms
     n_arms = len(arms)
     batch = preset.ppo.batch_size
+    # Reward models: each arm's (or none); those learned from the caregiver's praise are fitted on
+    # socialization's data, once per distinct fit (the experiment's own first: its fits are the
+    # isr/* curves and the readiness rules' data); those learned from demonstrations socialize
+    # their arms themselves.
+    arm_models = [learner_of(exp, a) for a in arms]
+    demo_arm = [m is not None and is_demonstrated(m) for m in arm_models]
+    main = exp_model(exp)
+    if is_demonstrated(main):
+        main = reward_models.ISR  # the isr/* curves (what an ISR would have learned) stay defined
+    fit_models = [main]
+    for m in arm_models:
+        if m is not None and not is_demonstrated(m) and all(_fit_id(m) != _fit_id(f) for f in fit_models):
+            fit_models.append(m)
+    fit_of_arm = [None if m is None or demo_arm[i] else next(k for k, f in enumerate(fit_models)
+                                                             if _fit_id(f) == _fit_id(m))
+                  for i, m in enumerate(arm_models)]
+    spec_kw = dict(n_envs=preset.ppo.n_envs)
+    bound_fits = [reward_models.bind(m, rm_cfg, env, soc_world, **spec_kw) for m in fit_models]
+    model = bound_fits[0]
 
     keys = seed_keys(root_seed, seeds)
     k_soc, k_isr, k_aut, k_eval = np.moveaxis(np.asarray(_split4(keys)), 1, 0)  # each [seeds, 2]
@@ -151,7 +170,7 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
     keep = [i for i, u in enumerate(decision_updates) if u not in decision_updates[:i]]  # one per update
     decisions, decision_updates = [decisions[i] for i in keep], [decision_updates[i] for i in keep]
     ruled = [a.leave_when is not None for a in arms]
-    branch = sorted({*(u for u, r in zip(fixed_updates, ruled) if not r), *decision_updates})
+    branch = sorted({*(u for u, r, d in zip(fixed_updates, ruled, demo_arm) if not r and not d), *decision_updates})
     learner_soc = Learner(preset.ppo, env)
     declared = [_prefix_updates(f, u_soc) for f in exp.isr_prefixes]  # one fit per declared budget,
     prefix_updates = sorted(declared + [u for u in {*branch, u_soc} if u not in declared])  # even if equal
@@ -181,15 +200,16 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
                                            tag="socialize" + stag)
                 # Internalize: one reward model per run and socialization prefix, fitted on that prefix only.
                 with clock("internalize"):
-                    fitted = phases.internalize(k_isr_runs, soc.data, model,
-                                                prefixes=tuple(u * batch for u in prefix_updates))
+                    fitted = [phases.internalize(k_isr_runs, soc.data, bm, prefixes=tuple(u * batch for u in prefix_updates))
+                              for bm in bound_fits]
                 if ckpt is not None:
                     _save_socialized(ckpt, soc, fitted, stag)
             soc.data = None
             seed_parts.append((soc, fitted))
         soc, fitted = seed_parts[0] if len(seed_parts) == 1 else _join_seed_batches(seed_parts)
         done.append((len(gs), soc, fitted))
-    soc, fitted = done[0][1:] if len(done) == 1 else _join_batches(done, seeds)
+    soc, fitted_all = done[0][1:] if len(done) == 1 else _join_batches(done, seeds)
+    fitted = fitted_all[0]
     params_out["socialize"] = soc.state.params
 
     def per_seed(x):  # [S * G, ...] -> [S, ...] (one group) or [S, G, ...]
@@ -209,8 +229,10 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
     }
     if fitted.pearson_true is not None and np.isfinite(fitted.pearson_true).any():
         curves["isr/pearson_true"] = per_seed(fitted.pearson_true)
-    if hasattr(exp.socialize_world, "value_map_steps"):
-        for k, v in _value_map(exp, model, fitted, root_seed, soc_world, groups_b).items():
+    has_map = hasattr(exp.socialize_world, "value_map_steps")
+    if has_map:
+        full = jax.tree.map(lambda x: x[:, -1], fitted.params)
+        for k, v in _value_map(exp, model, full, root_seed, soc_world, groups_b).items():
             curves[f"valuemap/{k}"] = per_seed(v) if k == "pred" else v
     if exp.isr_sweep_layouts:
         pred, target, index = _sweep(exp, model, fitted, root_seed, soc_world)
@@ -243,22 +265,40 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
 
     # Autonomy: seeds x arms (run = seed * A + arm), in two programs: the arms whose condition
     # uses the reward model, and the others (whose R_i would be multiplied by 0).
-    uses = [conditions.get(a.condition).uses_isr for a in arms]
+    uses = [conditions.get(a.condition).uses_isr and arm_models[i] is not None for i, a in enumerate(arms)]
     def of_caregiver(tree, g):  # runs [S * G, ...] -> group g's runs [S, ...]
         return jax.tree.map(lambda x: np.asarray(x).reshape((seeds, n_groups) + np.shape(x)[1:])[:, g], tree)
 
-    starts = [_per_seed(lambda u, g=arm_group[i]: of_caregiver(soc.snapshots.get(u, soc.state), g), arm_updates[i])
-              for i in range(n_arms)]
-    isr_of_arm = [_per_seed(lambda u, g=arm_group[a]: jax.tree.map(
-        lambda x, i=prefix_updates.index(u): x[:, i], of_caregiver(fitted.params, g)), arm_updates[a])
-        for a in range(n_arms)]
-    parts = [(name, [i for i in range(n_arms) if uses[i] == flag]) for name, flag in (("autonomy", False),
-                                                                                     ("autonomy.rm", True))]
-    parts = [(tag, idx) for tag, idx in parts if idx]
+    starts, isr_of_arm = [None] * n_arms, [None] * n_arms
+    for i in range(n_arms):
+        if demo_arm[i]:
+            continue
+        starts[i] = _per_seed(lambda u, g=arm_group[i]: of_caregiver(soc.snapshots.get(u, soc.state), g), arm_updates[i])
+        fit_params = fitted_all[fit_of_arm[i] if fit_of_arm[i] is not None else 0].params
+        isr_of_arm[i] = _per_seed(lambda u, g=arm_group[i], fp=fit_params: jax.tree.map(
+            lambda x, k=prefix_updates.index(u): x[:, k], of_caregiver(fp, g)), arm_updates[i])
+    # Arms socialized by demonstration instead of praise: one run per (model, budget), all seeds at once.
+    for (m, u), idx in _demo_groups(arm_models, fixed_updates, demo_arm).items():
+        with clock("demonstrate"):
+            got = _demonstrate(exp, preset, m, rm_cfg, k_soc, u * batch, progress, idx[0])
+        for i in idx:
+            starts[i], isr_of_arm[i] = got.state, got.params
+            for k, v in got.metrics.items():
+                curves[f"demonstrate/{i}/{k}"] = np.asarray(v)
+    if len({m for m in arm_models if m is not None}) > 1 or any(demo_arm):
+        _arm_diagnostics(curves, exp, arms, arm_models, isr_of_arm, fit_of_arm, fitted_all, prefix_updates,
+                         arm_updates, arm_group, n_groups, rm_cfg, soc_world, root_seed, has_map, spec_kw)
+    plain_part = [i for i in range(n_arms) if not uses[i]]
+    rm_models = list(dict.fromkeys(arm_models[i] for i in range(n_arms) if uses[i]))
+    parts = [("autonomy", plain_part, None)] if plain_part else []
+    for k, m in enumerate(rm_models):
+        parts.append(("autonomy.rm" if len(rm_models) == 1 else f"autonomy.rm{k}",
+                      [i for i in range(n_arms) if uses[i] and arm_models[i] == m], m))
     metrics_parts, params_parts, final_parts = [], [], []
-    for tag, idx in parts:
-        with_rm = uses[idx[0]]
-        learner = Learner(preset.ppo, env, reward_model=model if with_rm else None)
+    for tag, idx, m in parts:
+        with_rm = m is not None
+        learner = Learner(preset.ppo, env, reward_model=reward_models.bind(m, rm_cfg, env, soc_world, **spec_kw)
+                          if with_rm else None)
         specs = []
         for _ in range(seeds):
             for i in idx:
@@ -312,6 +352,108 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
     return curves
 
 
+def exp_model(exp: Experiment):
+    """The experiment's reward model as an instance (a name is looked up among the known ones)."""
+    return _instance(exp.reward_model)
+
+
+def _instance(m):
+    if isinstance(m, str):
+        known = reward_models.known()
+        if m not in known:
+            raise ValueError(f"unknown reward model {m!r}; known: {', '.join(known)}")
+        return known[m]
+    return m
+
+
+def learner_of(exp: Experiment, arm):
+    """The reward model of an arm: its own, else the experiment's where its condition uses one, else None."""
+    if arm.reward_model is not None:
+        return _instance(arm.reward_model)
+    return exp_model(exp) if conditions.get(arm.condition).uses_isr else None
+
+
+def is_demonstrated(model) -> bool:
+    """Whether a reward model learns from demonstrations (and socializes its arms itself)."""
+    return model is not None and tuple(model.needs) == tuple(reward_models.DEMONSTRATIONS)
+
+
+def _fit_id(model):
+    """Models with equal fit ids share one fit (an ensemble's members do not depend on its pessimism)."""
+    return model.fit_id() if hasattr(model, "fit_id") else model
+
+
+def _demo_groups(arm_models, fixed_updates, demo_arm) -> dict:
+    """{(model, socialization updates): [arm indices]} of the arms socialized by demonstration."""
+    out: dict = {}
+    for i, (m, u, d) in enumerate(zip(arm_models, fixed_updates, demo_arm)):
+        if d:
+            out.setdefault((m, u), []).append(i)
+    return out
+
+
+def _demonstrate(exp: Experiment, preset: Preset, model, rm_cfg, k_soc, steps: int, progress, salt: int):
+    """A demonstrator shows ``steps`` steps per seed; the model learns from them (and its learner
+    with it: :func:`internalize.demonstrations.learn`). The caregiver's effort is the ISR's: as
+    many demonstrated steps as socialization's."""
+    from .. import demonstrations
+
+    world = exp.socialize_world
+    if not hasattr(world, "demonstrator"):
+        raise ValueError(f"reward model {model.name!r} learns from demonstrations, but the world "
+                         f"{type(world).__name__} has no scripted demonstrator")
+    env, wp = world.env, world.params()
+    seeds = k_soc.shape[0]
+    keys = np.asarray(jax.jit(jax.vmap(lambda k: jax.random.split(jax.random.fold_in(k, 17 + salt))))(k_soc))
+    demos = demonstrations.collect(keys[:, 0], env, wp, world.demonstrator(), preset.ppo.n_envs, steps)
+    learner = Learner(preset.ppo, env)
+    spec = phases.stack([RunSpec(wp, caregivers.as_arrays(exp.the_caregiver()), presence_.from_spec(
+        exp.socialize_presence, steps), jnp.float32(0.0), ()) for _ in range(seeds)])
+    bound = reward_models.bind(model, rm_cfg, env, wp, n_envs=preset.ppo.n_envs)
+    told = [0]
+
+    def tell(n):
+        told[0] += n
+        if progress is not None:
+            progress(n)
+
+    got = demonstrations.learn(learner, keys[:, 1], spec, demos, bound, steps, preset.updates_per_chunk, tell)
+    owed = seeds * phases.n_updates(steps, preset.ppo.batch_size) * preset.ppo.batch_size - told[0]
+    if progress is not None and owed > 0:  # a method that does not step a learner (cloning) reports here
+        progress(owed)
+    return got
+
+
+def _arm_diagnostics(curves, exp, arms, arm_models, isr_of_arm, fit_of_arm, fitted_all, prefix_updates, arm_updates,
+                     arm_group, n_groups, rm_cfg, soc_world, root_seed, has_map, spec_kw) -> None:
+    """Per arm, when arms learn with different reward models: the held-out Pearson r of its model's
+    fit (``arms/isr_pearson`` [S, A], NaN where it learned from demonstrations or has none) and
+    the value map of the R_i it uses (``valuemap/arm_pred`` [S, A, W, H, 4], NaN where none)."""
+    seeds = len(arm_updates[0])
+    env = exp.socialize_world.env
+    pearson = np.full((seeds, len(arms)), np.nan)
+    for i in range(len(arms)):
+        if fit_of_arm[i] is None:
+            continue
+        f = fitted_all[fit_of_arm[i]]
+        p = np.asarray(f.pearson).reshape((seeds, n_groups, -1))[:, arm_group[i]]  # [S, prefixes]
+        pearson[:, i] = p[np.arange(seeds), [prefix_updates.index(u) for u in arm_updates[i]]]
+    curves["arms/isr_pearson"] = pearson
+    if not has_map:
+        return
+    maps = None
+    for i, m in enumerate(arm_models):
+        if m is None or isr_of_arm[i] is None:
+            continue
+        bound = reward_models.bind(m, rm_cfg, env, soc_world, **spec_kw)
+        pred = _value_map(exp, bound, isr_of_arm[i], root_seed, soc_world)["pred"]  # [S, W, H, 4]
+        if maps is None:
+            maps = np.full((seeds, len(arms)) + pred.shape[1:], np.nan, np.float32)
+        maps[:, i] = pred
+    if maps is not None:
+        curves["valuemap/arm_pred"] = maps
+
+
 def _sweep(exp: Experiment, model, fitted, root_seed: int, soc_world):
     """The fully socialized reward model on every (cell, direction, action) of a few coin-world
     layouts, beside the experiment's caregiver's reward there (SPEC 7.2)."""
@@ -338,8 +480,8 @@ def _sweep(exp: Experiment, model, fitted, root_seed: int, soc_world):
 VALUE_MAP_SEED = 104729
 
 
-def _value_map(exp: Experiment, model, fitted, root_seed: int, soc_world, groups) -> dict[str, np.ndarray]:
-    """What each fully socialized reward model learned, as a picture's numbers: on one fixed
+def _value_map(exp: Experiment, model, full, root_seed: int, soc_world, groups=None) -> dict[str, np.ndarray]:
+    """What each reward model (``full``: its params, leading axis runs) learned, as a picture's numbers: on one fixed
     layout of the socialization world, R_i of every forward step into each free cell from each
     side, beside each caregiver's reward there (what it means to reward, ``intended``, where it
     says; else what it pays from a fresh memory). Maps are ``[W, H, 4]`` by (cell entered,
@@ -364,9 +506,7 @@ def _value_map(exp: Experiment, model, fitted, root_seed: int, soc_world, groups
     def predict(params):
         return model.reward(params, obs, both)
 
-    full = jax.tree.map(lambda x: x[:, -1], fitted.params)
     pred = np.asarray(jax.jit(jax.vmap(predict))(full))  # [runs, M]
-    true = np.stack([np.asarray(jax.jit(truth)(caregivers.as_arrays(g))) for g in groups])  # [G, M]
     width, height = np.asarray(layout.walls).shape
 
     def grid(values):  # [..., M] -> [..., W, H, 4]
@@ -374,6 +514,9 @@ def _value_map(exp: Experiment, model, fitted, root_seed: int, soc_world, groups
         out[..., cells[:, 0], cells[:, 1], cells[:, 2]] = values
         return out
 
+    if groups is None:  # the prediction alone
+        return {"pred": grid(pred)}
+    true = np.stack([np.asarray(jax.jit(truth)(caregivers.as_arrays(g))) for g in groups])  # [G, M]
     maps = {"pred": grid(pred), "true": grid(true)}
     for f in dataclasses.fields(layout):
         maps[f"layout/{f.name}"] = np.asarray(getattr(layout, f.name))
@@ -386,11 +529,15 @@ def _run_variants(exp: Experiment, preset: Preset, seeds: int, budget: Budget, r
     with the variant's seconds, steps and world size; checkpoints scoped per variant."""
     curves = {}
     for v in exp.variants:
-        sub = dataclasses.replace(exp, variants=(), socialize_world=v.world, autonomy_world=v.world,
-                                  eval_worlds=tuple(v.world for _ in exp.eval_worlds))
+        sub = variant_experiment(exp, v)
+        pre = preset if v.isr_network is None else dataclasses.replace(
+            preset, isr=dataclasses.replace(preset.isr, network=v.isr_network))
+        if exp.isr_config is not None and v.isr_network is not None:
+            sub = dataclasses.replace(sub, isr_config=lambda p, f=exp.isr_config, n=v.isr_network: dataclasses.replace(
+                f(p), network=n))
         out: dict = {}
         t0, c0 = time.perf_counter(), compile_seconds()
-        got = run_pipeline(sub, preset, seeds, v.budget(budget), root_seed, progress, clock, out,
+        got = run_pipeline(sub, pre, seeds, v.budget(budget), root_seed, progress, clock, out,
                            None if ckpt is None else ckpt.scoped(f"{v.label}."))
         # Its size and speed (a resumed variant's seconds count only what this process ran).
         got["seconds/wall"] = np.float64(time.perf_counter() - t0)
@@ -403,6 +550,14 @@ def _run_variants(exp: Experiment, preset: Preset, seeds: int, budget: Budget, r
         curves.update({f"variant/{v.label}/{k}": x for k, x in got.items()})
         params_out.setdefault("variant", {})[v.label] = out
     return curves
+
+
+def variant_experiment(exp: Experiment, v) -> Experiment:
+    """The experiment as one variant runs it: its worlds (evaluation on its autonomy world) and arms."""
+    aut = v.autonomy_world or v.world
+    return dataclasses.replace(exp, variants=(), socialize_world=v.world, autonomy_world=aut,
+                               eval_worlds=tuple(aut for _ in exp.eval_worlds),
+                               arms=exp.arms if v.arms is None else tuple(v.arms))
 
 
 def decision_points(exp: Experiment, budget: Budget) -> list[int]:
@@ -454,15 +609,16 @@ def _join_seed_batches(parts: list):
 
 
 def _combine(socs: list, fits: list, join):
-    """Socialization results and fits of several batches -> one, every array joined by ``join``."""
+    """Socialization results and fits (a list per batch: one per fitted model) of several batches
+    -> one, every array joined by ``join``."""
     state = jax.tree.map(join, *[s.state for s in socs])
     metrics = {k: join(*[s.metrics[k] for s in socs]) for k in socs[0].metrics}
     snaps = {u: jax.tree.map(join, *[s.snapshots[u] for s in socs]) for u in socs[0].snapshots}
-    fitted = phases.Internalized(**{
-        f.name: (getattr(fits[0], f.name) if f.name == "prefixes" else
-                 None if getattr(fits[0], f.name) is None else
-                 jax.tree.map(join, *[getattr(x, f.name) for x in fits]))
-        for f in dataclasses.fields(fits[0])})
+    fitted = [phases.Internalized(**{
+        f.name: (getattr(per_model[0], f.name) if f.name == "prefixes" else
+                 None if getattr(per_model[0], f.name) is None else
+                 jax.tree.map(join, *[getattr(x, f.name) for x in per_model]))
+        for f in dataclasses.fields(per_model[0])}) for per_model in zip(*fits)]
     return phases.PhaseResult(state, metrics, None, snaps), fitted
 
 
@@ -499,13 +655,17 @@ def _join_batches(done: list, seeds: int):
     return _combine([d[1] for d in done], [d[2] for d in done], join)
 
 
-def _save_socialized(ckpt: Checkpoints, soc: phases.PhaseResult, fitted: phases.Internalized, tag: str = "") -> None:
-    """The phase checkpoint after socialization and the fits (its data is no longer needed)."""
+def _save_socialized(ckpt: Checkpoints, soc: phases.PhaseResult, fitted: list, tag: str = "") -> None:
+    """The phase checkpoint after socialization and the fits, one per fitted model (its data is no
+    longer needed)."""
+    def one(f):
+        return {x.name: (np.asarray(getattr(f, x.name)) if x.name == "prefixes" else getattr(f, x.name))
+                for x in dataclasses.fields(f)}
+
     ckpt.save("socialized" + tag, {
         "state": serialization.to_state_dict(soc.state), "metrics": soc.metrics,
         "snapshots": {str(k): serialization.to_state_dict(v) for k, v in soc.snapshots.items()},
-        "fitted": {f.name: (np.asarray(getattr(fitted, f.name)) if f.name == "prefixes" else getattr(fitted, f.name))
-                   for f in dataclasses.fields(fitted)},
+        "fitted": one(fitted[0]), "fitted_more": {str(i): one(f) for i, f in enumerate(fitted[1:])},
     })
     ckpt.drop("socialize" + tag)
 
@@ -517,17 +677,24 @@ def _load_socialized(ckpt: Checkpoints, learner: Learner, keys, spec: RunSpec, t
     template = jax.eval_shape(jax.vmap(learner.init), keys, spec.world, spec.caregiver)
     state = serialization.from_state_dict(template, saved["state"])
     snaps = {int(k): serialization.from_state_dict(template, v) for k, v in saved["snapshots"].items()}
-    f = saved["fitted"]
-    fitted = phases.Internalized(**{k: (tuple(int(x) for x in f[k]) if k == "prefixes" else f[k]) for k in f})
+    def one(f):
+        return phases.Internalized(**{k: (tuple(int(x) for x in f[k]) if k == "prefixes" else f[k]) for k in f})
+
+    more = saved.get("fitted_more") or {}
+    fitted = [one(saved["fitted"])] + [one(more[k]) for k in sorted(more, key=int)]
     return phases.PhaseResult(state, dict(saved["metrics"]), None, snaps), fitted
 
 
 def total_steps(exp: Experiment, preset: Preset, seeds: int, budget: Budget) -> int:
     """Environment steps of a whole run (every seed, caregiver and arm): the progress bar's total."""
     if exp.variants:
-        return sum(total_steps(dataclasses.replace(exp, variants=()), preset, seeds, v.budget(budget))
-                   for v in exp.variants)
+        return sum(total_steps(variant_experiment(exp, v), preset, seeds, v.budget(budget)) for v in exp.variants)
     b = preset.ppo.batch_size
-    soc = phases.n_updates(budget.socialize_steps, b) * b * len(exp.socializations()[0])
+    u_soc = phases.n_updates(budget.socialize_steps, b)
+    soc = u_soc * b * len(exp.socializations()[0])
+    models = [learner_of(exp, a) for a in exp.arms]
+    groups = _demo_groups(models, [_prefix_updates(a.socialized, u_soc) for a in exp.arms],
+                          [is_demonstrated(m) for m in models])
+    soc += sum(u * b for _, u in groups)  # steps learned from demonstrations (a learner's own, or shown)
     aut = phases.n_updates(budget.autonomy_steps, b) * b
     return seeds * (soc + len(exp.arms) * aut if budget.autonomy_steps > 0 else soc)

@@ -20,6 +20,7 @@ from .ood import OOD_MAPS, OOD_WALLS
 from .prosocial import PROSOCIAL
 from .readiness import READINESS
 from .reward_hacking import REWARD_HACKING
+from .reward_learners import REWARD_LEARNERS
 from .scale import SCALE
 from .spec import Experiment
 from .two_caregivers import TWO_CAREGIVERS
@@ -28,7 +29,7 @@ from .unlearning import UNLEARNING
 BUILTIN: dict[str, Experiment] = {e.name: e for e in (UNLEARNING, ISR_ACCURACY, OOD_WALLS, OOD_MAPS,
                                                        REWARD_HACKING, PROSOCIAL,
                                                        NOISY_CAREGIVER, TWO_CAREGIVERS, FEEDBACK_KINDS,
-                                                       READINESS, LEAVING, SCALE)}
+                                                       READINESS, LEAVING, SCALE, REWARD_LEARNERS)}
 SUITES = ("paper", "open")
 """The parts of the reproduction: the paper's experiments (SPEC 7) and the open questions (SPEC 9)."""
 

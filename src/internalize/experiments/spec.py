@@ -11,13 +11,18 @@ experiment's module, :mod:`.claims`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
 from .. import caregivers, conditions, presence as presence_
 from ..config import ISRConfig, PPOConfig, PresenceSpec, Preset
-from ..reward_models import DATA, ISR, RewardModel
+from .. import reward_models
+from ..reward_models import DATA, DEMONSTRATIONS, ISR, RewardModel
+from ..reward_models.airl import Airl
+from ..reward_models.bc import BehaviourCloning
+from ..reward_models.ensemble import IsrEnsemble
+from ..reward_models.preference import Preference
 from . import capacity
 
 DEFAULT_SEEDS = 10
@@ -71,6 +76,11 @@ class Arm:
     """A readiness rule (:mod:`internalize.readiness`): each seed's caregiver leaves at the first
     decision point where the rule fires (``socialized`` is then ignored). Needs the experiment's
     ``decision_every``."""
+    reward_model: Any = None
+    """What learns the caregiver's values for this arm: a reward model's name (its settings are the
+    run's ``learners.<name>.*``) or instance (:mod:`internalize.reward_models`). Default: the
+    experiment's, for conditions that use one. A model that learns from demonstrations (``irl``,
+    ``bc``) also socializes the arm's learner its own way (:mod:`internalize.demonstrations`)."""
 
     @property
     def name(self) -> str:
@@ -87,6 +97,12 @@ class Variant:
     """Socialization and autonomy world of this variant."""
     scale: float = 1.0
     """Its budgets (socialization and autonomy) as a multiple of the experiment's."""
+    autonomy_world: Any = None
+    """Its autonomy (and evaluation) world, when it differs from ``world``."""
+    arms: tuple | None = None
+    """Its own arms (default: the experiment's)."""
+    isr_network: str | None = None
+    """The reward models' network in this variant (``cnn``, ``mlp``), when it differs from the run's ``isr.network``."""
 
     def budget(self, b: Budget) -> Budget:
         return Budget(max(1, round(b.socialize_steps * self.scale)), round(b.autonomy_steps * self.scale))
@@ -127,8 +143,9 @@ class Experiment:
     """Its presence in autonomy for conditions where it leaves (none, isr; paper: gone at once)."""
     caregiver: Any = None
     """The caregiver (:mod:`internalize.caregivers`); default the socialization world's."""
-    reward_model: RewardModel = ISR
-    """What stands in for the caregiver once it leaves (:mod:`internalize.reward_models`)."""
+    reward_model: RewardModel | str = ISR
+    """What stands in for the caregiver once it leaves (:mod:`internalize.reward_models`): an
+    instance, or a name (the run's ``reward_model`` setting picks another)."""
     design: Any = None
     """The experiment's own design (a frozen dataclass: levels, kinds, weights, with a
     ``validate()``); its fields are the run's ``design.*`` settings and ``arms_of`` builds the arms."""
@@ -242,6 +259,35 @@ class Presences:
 
 
 @dataclass(frozen=True)
+class Learners:
+    """The built-in reward learners' own settings, by name (``learners.<name>.<field>``)."""
+
+    isr_ensemble: IsrEnsemble = IsrEnsemble()
+    preference: Preference = Preference()
+    irl: Airl = Airl()
+    bc: BehaviourCloning = BehaviourCloning()
+
+    def resolve(self, model: Any) -> RewardModel:
+        """A reward model (a name, or a declared instance) under these settings: a name gives its
+        configured instance; a declared instance keeps the fields it declares (those that differ
+        from its class's defaults) and takes the rest from these settings."""
+        if isinstance(model, str):
+            if model in {f.name for f in fields(self)}:
+                return getattr(self, model)
+            known = reward_models.known()
+            if model not in known:
+                raise ValueError(f"unknown reward model {model!r}; known: {', '.join(known)}")
+            return known[model]
+        configured = getattr(self, model.name, None)
+        if configured is None or type(configured) is not type(model):
+            return model
+        default = type(model)()
+        declared = {f.name: getattr(model, f.name) for f in fields(model)
+                    if getattr(model, f.name) != getattr(default, f.name)}
+        return replace(configured, **declared)
+
+
+@dataclass(frozen=True)
 class Settings:
     """The settings of one run of an experiment; ``internalize config EXPERIMENT`` prints them."""
 
@@ -262,6 +308,12 @@ class Settings:
     """PPO updates per compiled call (progress and checkpoints come between calls)."""
     design: Any = field(default=None, metadata={"group": True})
     """The experiment's own design (levels, kinds, weights), for experiments that have one."""
+    reward_model: str = "isr"
+    """What learns the caregiver's values and stands in for it once it leaves: isr (the paper's),
+    isr_ensemble, preference, irl, bc, or a registered model (internalize list); arms that name
+    their own keep it."""
+    learners: Learners = field(default_factory=lambda: Learners())
+    """Each reward learner's own settings (its fitting settings are the run's isr.*)."""
 
 
 def settings_for(exp: Experiment, preset: Preset, *, quick: bool = False) -> Settings:
@@ -278,6 +330,7 @@ def settings_for(exp: Experiment, preset: Preset, *, quick: bool = False) -> Set
         eval_episodes=exp.eval_episodes,
         updates_per_chunk=preset.updates_per_chunk,
         design=exp.design,
+        reward_model=exp.reward_model if isinstance(exp.reward_model, str) else exp.reward_model.name,
     )
 
 
@@ -307,10 +360,31 @@ def configure(exp: Experiment, preset: Preset, s: Settings) -> tuple[Experiment,
     capacity.check_limits(s)
     for cg in (s.caregiver, *(a.caregiver for a in exp.arms if a.caregiver is not None)):
         caregivers.check(cg)
-    missing = [d for d in exp.reward_model.needs if d not in DATA]
-    if missing:
-        raise ValueError(f"reward model {exp.reward_model.name!r} needs {', '.join(missing)}; socialization records "
-                         f"{', '.join(DATA)}")
+    try:
+        declared = exp.reward_model
+        same = not isinstance(declared, str) and s.reward_model == declared.name
+        model = s.learners.resolve(declared if same else s.reward_model)
+    except ValueError as e:
+        raise ValueError(f"setting reward_model: {e}") from None
+    arms = tuple(a if a.reward_model is None else replace(a, reward_model=s.learners.resolve(a.reward_model))
+                 for a in exp.arms)
+    exp = replace(exp, reward_model=model, arms=arms,
+                  variants=tuple(v if v.arms is None else replace(v, arms=tuple(
+                      a if a.reward_model is None else replace(a, reward_model=s.learners.resolve(a.reward_model))
+                      for a in v.arms)) for v in exp.variants))
+    used = [model] + [a.reward_model for a in exp.arms if a.reward_model is not None] + [
+        a.reward_model for v in exp.variants for a in (v.arms or ()) if a.reward_model is not None]
+    for f in fields(s.learners):  # every learner's settings, used or not: a bad value is bad input
+        getattr(s.learners, f.name).validate()
+    for m in dict.fromkeys(used):
+        missing = [d for d in m.needs if d not in DATA and tuple(m.needs) != DEMONSTRATIONS]
+        if missing:
+            raise ValueError(f"reward model {m.name!r} needs {', '.join(missing)}; socialization records "
+                             f"{', '.join(DATA)}, a demonstrator {', '.join(DEMONSTRATIONS)}")
+        m.validate()
+    if tuple(model.needs) == DEMONSTRATIONS and not hasattr(s.world.socialize, "demonstrator"):
+        raise ValueError(f"setting reward_model: {model.name} learns from demonstrations, and the world "
+                         f"{type(s.world.socialize).__name__} has no scripted demonstrator")
     if exp.variants and (s.world.socialize != exp.socialize_world or s.world.autonomy != exp.autonomy_world):
         raise ValueError(f"experiment {exp.name!r} runs its own worlds, one per variant "
                          f"({', '.join(v.label for v in exp.variants)}); world.* settings do not apply (see design.*)")

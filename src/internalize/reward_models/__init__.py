@@ -16,7 +16,9 @@ model's fits ride one vmap over seeds and its rewards one vmap over runs:
 batch, epochs, split...); ``spec`` (:class:`DataSpec`) says what the world's data look like.
 :class:`NetworkRewardModel` implements all three for any network fitted the way SPEC 5 fits the
 ISR (class-balanced minibatches, chronological train/test split), so a new model of that kind
-is its network alone; :data:`ISR` is the paper's.
+is its network alone; :data:`ISR` is the paper's. Also built in: a bootstrap ensemble of ISRs
+with a pessimistic reward (:mod:`.ensemble`) and a Bradley-Terry model of the caregiver's
+preferences between trajectory segments (:mod:`.preference`).
 
 What does not live here: when a model is fitted (:mod:`internalize.phases`), where its R_i is
 used (:mod:`internalize.learner`), and user models (their own module; docs/howto.md shows one).
@@ -38,6 +40,7 @@ Fit = isr_.FitResult
 over :data:`N_EVALS` evaluations; ``test_pred``, ``test_target``, ``test_mask`` on held-out steps)."""
 N_EVALS = isr_.N_EVALS
 DATA = ("obs", "actions", "social_reward")
+DEMONSTRATIONS = ("demonstrations",)
 
 
 class DataSpec(NamedTuple):
@@ -47,10 +50,14 @@ class DataSpec(NamedTuple):
     n_actions: int  # per agent
     n_agents: int  # the learner, then the other agents whose actions are recorded
     features: Callable | None  # the world's compact encoding (Env.features)
+    n_envs: int = 1  # environments the learner ran side by side: step index = time step * n_envs + environment
 
 
-def data_spec(env, world_params) -> DataSpec:
-    return DataSpec(tuple(env.obs_shape(world_params)), env.n_actions, 1 + env.other_agents, env.features)
+def data_spec(env, world_params, n_envs: int = 1) -> DataSpec:
+    """``n_envs``: the learner's environments in socialization (the data interleave them; a model
+    that reads trajectories, as :class:`~internalize.reward_models.preference.Preference` does,
+    needs it)."""
+    return DataSpec(tuple(env.obs_shape(world_params)), env.n_actions, 1 + env.other_agents, env.features, n_envs)
 
 
 class RewardModel:
@@ -58,6 +65,14 @@ class RewardModel:
 
     name: str = "?"
     needs: tuple[str, ...] = DATA
+    """What it learns from: :data:`DATA` (the caregiver's praise: socialization's observations,
+    actions and R_s) or :data:`DEMONSTRATIONS` (a demonstrator's steps, no R_s at all;
+    :mod:`internalize.demonstrations` trains those)."""
+
+    not_settings = ("name", "needs")  # fields of a model's dataclass that are not user settings
+
+    def validate(self) -> None:
+        """Check the model's own settings; ValueError with one line naming the bad one."""
 
     def init(self, key: jax.Array, cfg: ISRConfig, spec: DataSpec) -> Any:
         raise NotImplementedError
@@ -109,7 +124,14 @@ class InternalSocialReward(NetworkRewardModel):
 
 
 ISR = InternalSocialReward()
-BUILTIN: dict[str, RewardModel] = {"isr": ISR}
+
+from .ensemble import IsrEnsemble  # noqa: E402  (they build on the interface above)
+from .preference import Preference  # noqa: E402
+from .airl import Airl  # noqa: E402
+from .bc import BehaviourCloning  # noqa: E402
+
+BUILTIN: dict[str, RewardModel] = {"isr": ISR, "isr_ensemble": IsrEnsemble(), "preference": Preference(),
+                                   "irl": Airl(), "bc": BehaviourCloning()}
 
 
 def known() -> dict[str, RewardModel]:
@@ -135,5 +157,7 @@ class Bound:
         return self.model.reward(params, self.cfg, self.spec, obs, actions)
 
 
-def bind(model: RewardModel, cfg: ISRConfig, env, world_params) -> Bound:
-    return Bound(model, cfg, data_spec(env, world_params))
+def bind(model: RewardModel, cfg: ISRConfig, env, world_params, n_envs: int = 1) -> Bound:
+    """``model`` with its fitting settings and the data spec of ``env`` (``n_envs``: the learner's
+    environments side by side in the data, see :func:`data_spec`)."""
+    return Bound(model, cfg, data_spec(env, world_params, n_envs))

@@ -85,6 +85,18 @@ def split_sizes(n: int, cfg: ISRConfig) -> tuple[int, int]:
     return n_train, n - n_train
 
 
+def window(size: int, cfg: ISRConfig, n_valid: jax.Array | None = None) -> tuple[jax.Array, jax.Array, int]:
+    """``(n, n_train, t_max)`` of a fit on ``size`` steps: the steps that exist (the first ``n``;
+    traced when ``n_valid`` is), the training window ``[0, n_train)`` (chronological, SPEC 5) and
+    the static number of held-out slots from ``n_train`` on (the largest any ``n_valid`` gives)."""
+    if n_valid is None:
+        n_train_static, n_test_static = split_sizes(size, cfg)
+        return jnp.int32(size), jnp.int32(n_train_static), n_test_static
+    n = jnp.clip(jnp.asarray(n_valid, jnp.int32), 2, size)
+    n_train = jnp.clip(jnp.round(cfg.train_fraction * n).astype(jnp.int32), 1, n - 1)
+    return n, n_train, size - split_sizes(size, cfg)[0] + 1
+
+
 def init_for_fit(key: jax.Array, obs_shape: tuple[int, ...], n_agents: int, n_actions: int, cfg: ISRConfig,
                  features=None, net=None):
     """The initial parameters :func:`fit` draws from ``key`` (to initialize outside a program).
@@ -95,7 +107,8 @@ def init_for_fit(key: jax.Array, obs_shape: tuple[int, ...], n_agents: int, n_ac
 
 
 def fit(key: jax.Array, obs: jax.Array, actions: jax.Array, target: jax.Array, cfg: ISRConfig,
-        n_actions: int, n_valid: jax.Array | None = None, init_params=None, features=None, net=None) -> FitResult:
+        n_actions: int, n_valid: jax.Array | None = None, init_params=None, features=None, net=None,
+        resample: jax.Array | None = None) -> FitResult:
     """Fit the ISR on one run's socialization data, chronologically split (SPEC 5).
 
     obs: ``uint8 [N, V, V, C]`` and actions ``int [N]`` (or ``[N, k]``) in the order the steps
@@ -105,20 +118,16 @@ def fit(key: jax.Array, obs: jax.Array, actions: jax.Array, target: jax.Array, c
     ``init_params``: :func:`init_for_fit` of the same key, when drawn outside this call.
     ``features``: the world's compact encoding, for ``cfg.network == "mlp"``. ``net``: the
     network to fit (default the one ``cfg`` names; another reward model may bring its own).
+    ``resample``: ``int [N]`` or None; training step i is read from the data at ``resample[i]``
+    (a bootstrap's index map: nothing is copied), and the held-out steps are read as they are.
+    The training window, the sampler and a step's observed status work on the positions i
+    (so an index map that points an observed position at an unobserved step drops it). None:
+    the fit as it always was.
     Inputs are built per batch, so the data stay uint8 in memory. vmap over runs.
     """
     size = obs.shape[0]
     net = net or network(cfg, n_actions, actions.shape[-1] if actions.ndim > 1 else 1, features)
-    static = n_valid is None
-    if static:
-        n_train_static, n_test_static = split_sizes(size, cfg)
-        n = jnp.int32(size)
-        n_train = jnp.int32(n_train_static)
-        t_max = n_test_static
-    else:
-        n = jnp.clip(jnp.asarray(n_valid, jnp.int32), 2, size)
-        n_train = jnp.clip(jnp.round(cfg.train_fraction * n).astype(jnp.int32), 1, n - 1)
-        t_max = size - split_sizes(size, cfg)[0] + 1  # the largest held-out set any n_valid gives
+    n, n_train, t_max = window(size, cfg, n_valid)
     target = target.astype(jnp.float32)
     # NaN: a step the caregiver was not there to judge (partial presence in socialization). It is
     # neither drawn for training nor scored in the held-out set.
@@ -141,12 +150,21 @@ def fit(key: jax.Array, obs: jax.Array, actions: jax.Array, target: jax.Array, c
         # take gigabytes at once.
         return jax.lax.map(lambda i: predict(p, x_of(i), net), test_idx, batch_size=512)
 
+    if resample is None:
+        x_train, target_train, observed_train = x_of, target, observed
+    else:  # a training step i reads the data at resample[i] (see the docstring)
+        resample = jnp.asarray(resample, jnp.int32)
+        target_train, observed_train = target[resample], observed[resample]
+
+        def x_train(i):
+            return x_of(resample[i])
+
     # Class-balanced sampling with replacement: rewarded and unrewarded steps 50/50. Training
     # indices sorted positives first, so a draw is O(batch), whatever the data size.
     idx = jnp.arange(size)
     is_train = idx < n_train
-    is_train = is_train & observed
-    pos = is_train & (target != 0)  # (after the clip: target > 0, SPEC 5)
+    is_train = is_train & observed_train
+    pos = is_train & (target_train != 0)  # (after the clip: target > 0, SPEC 5)
     n_pos = pos.sum()
     n_seen = is_train.sum()
     n_neg = n_seen - n_pos
@@ -183,7 +201,7 @@ def fit(key: jax.Array, obs: jax.Array, actions: jax.Array, target: jax.Array, c
         p, o, key, loss_sum = carry
         key, k = jax.random.split(key)
         b = draw(k)
-        loss, grads = jax.value_and_grad(loss_fn)(p, x_of(b), target[b])
+        loss, grads = jax.value_and_grad(loss_fn)(p, x_train(b), target_train[b])
         upd, o = tx.update(grads, o, p)
         return optax.apply_updates(p, upd), o, key, loss_sum + loss
 

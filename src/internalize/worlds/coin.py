@@ -12,6 +12,10 @@ The world follows the gymnax pattern: ``reset(key, params) -> (obs, state)`` and
 ``step(key, state, action, params) -> (obs, state, reward, terminated, truncated, info)``.
 ``step`` does not reset at truncation; :func:`auto_reset_step` does, returning the final
 observation so that a learner can bootstrap a truncated episode.
+
+A scripted demonstrator (:func:`demonstrator_action`, ``CoinWorld.demonstrator()``) walks a
+shortest way to the goal, turns counted, for socialization by demonstration
+(:mod:`internalize.demonstrations`).
 """
 from __future__ import annotations
 
@@ -236,6 +240,66 @@ def goal_distance(state: "CoinState") -> jax.Array:
     d = distances(state.walls, state.goal)
     xs, ys = np.meshgrid(np.arange(d.shape[0]), np.arange(d.shape[1]), indexing="ij")
     return jnp.min(jnp.where((xs == state.pos[0]) & (ys == state.pos[1]), d, jnp.inf))
+
+
+def turn_distances(walls: jax.Array, goal: jax.Array) -> jax.Array:
+    """Shortest numbers of steps ``float32 [W, H, 4]`` from every (cell, direction) to stepping
+    onto ``goal``, counting turns as steps (left and right turn in place, forward moves to the
+    cell in front); 0 on the goal itself, inf where it cannot be reached (and on walls).
+
+    A relaxation like :func:`distances`: each iteration relaxes every forward move once, then
+    closes the turns (a quarter turn costs 1, a half turn 2), so after k iterations every path
+    of at most k forward moves is counted; a shortest path visits each interior cell at most
+    once. Masks and rolls, a loop not unrolled (see :func:`distances`).
+    """
+    free = ~walls
+    xs, ys = np.meshgrid(np.arange(walls.shape[0]), np.arange(walls.shape[1]), indexing="ij")
+    at_goal = (xs == goal[0]) & (ys == goal[1])
+    d0 = jnp.where(at_goal[..., None], 0.0, jnp.inf) * jnp.ones(4, jnp.float32)
+
+    def relax(_, d):
+        # Forward in direction k from (x, y) lands on (x, y) + DIR_VEC[k]: the value there is
+        # d[..., k] rolled back by DIR_VEC[k] (the border walls stop the rolls from wrapping).
+        ahead = jnp.stack([jnp.roll(d[..., k], tuple(-DIR_VEC[k]), (0, 1)) for k in range(4)], -1)
+        d = jnp.where(free[..., None], jnp.minimum(d, ahead + 1.0), jnp.inf)
+        turned = jnp.minimum(jnp.minimum(jnp.roll(d, 1, 2), jnp.roll(d, -1, 2)) + 1.0, jnp.roll(d, 2, 2) + 2.0)
+        return jnp.where(at_goal[..., None], 0.0, jnp.minimum(d, turned))
+
+    return jax.lax.fori_loop(0, (walls.shape[0] - 2) * (walls.shape[1] - 2), relax, d0)
+
+
+def demonstrator_action(key: jax.Array, state: CoinState, params: CoinParams | None = None,
+                        epsilon: float = 0.1) -> jax.Array:
+    """A scripted demonstrator's action (int32 []): with probability ``epsilon`` a uniformly
+    random action, else one on a shortest path to the goal counting turns as steps
+    (:func:`turn_distances`; ties go to forward, then left, then right). Where the goal cannot
+    be reached it acts at random. ``params`` is not read (the state holds the layout)."""
+    k_explore, k_random = jax.random.split(key)
+    d = turn_distances(state.walls, state.goal)
+    xs, ys = np.meshgrid(np.arange(d.shape[0]), np.arange(d.shape[1]), indexing="ij")
+    dirs = jnp.arange(4)
+
+    def at(cell, direction):  # d at one (cell, direction), by masks rather than a gather
+        mask = (xs == cell[0])[..., None] & (ys == cell[1])[..., None] & (dirs == direction)
+        return jnp.min(jnp.where(mask, d, jnp.inf))
+
+    front = state.pos + jnp.asarray(DIR_VEC)[state.dir]
+    costs = jnp.stack([at(front, state.dir), at(state.pos, (state.dir + 3) % 4), at(state.pos, (state.dir + 1) % 4)])
+    best = jnp.asarray([FORWARD, LEFT, RIGHT], jnp.int32)[jnp.argmin(costs)]
+    random_action = jax.random.randint(k_random, (), 0, N_ACTIONS, jnp.int32)
+    explore = (jax.random.uniform(k_explore) < epsilon) | ~jnp.isfinite(at(state.pos, state.dir))
+    return jnp.where(explore, random_action, best)
+
+
+@struct.dataclass
+class Demonstrator:
+    """:func:`demonstrator_action` as a callable ``(key, state, world_params) -> action``; a
+    pytree whose leaf is ``epsilon``, so demonstrators of any epsilon share one compiled program."""
+
+    epsilon: jax.Array  # float32 [], the chance of a uniformly random action
+
+    def __call__(self, key: jax.Array, state: CoinState, params: CoinParams | None = None) -> jax.Array:
+        return demonstrator_action(key, state, params, self.epsilon)
 
 
 def _draw_layout_once(key: jax.Array, params: CoinParams) -> Layout:
@@ -526,6 +590,11 @@ class CoinWorld:
         """A fixed layout drawn with ``key`` and every forward step into its free cells
         (:func:`value_map_steps`)."""
         return value_map_steps(key, self.params(), reset, observe, lambda s: [s.goal])
+
+    def demonstrator(self, epsilon: float = 0.1) -> "Demonstrator":
+        """A scripted demonstrator (:func:`demonstrator_action`): ``(key, state, world_params) ->
+        action``, a shortest way to the goal with an ``epsilon`` chance of a random action."""
+        return Demonstrator(jnp.float32(epsilon))
 
     action_names = ("left", "right", "forward")
 
