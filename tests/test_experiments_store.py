@@ -41,7 +41,8 @@ def stored(tiny_unlearning_run, tmp_path_factory):
     """``internalize run unlearning`` with TINY and ``--tensorboard`` (the session's one tiny run,
     tests/conftest.py), copied into this module's own folders."""
     results, logs, proc = tiny_unlearning_run
-    assert " run unlearning " + " ".join(TINY) + " " in " ".join(proc.args) + " " and "--tensorboard" in proc.args
+    at = proc.args.index("run")
+    assert proc.args[at:at + 2 + len(TINY)] == ["run", "unlearning", *TINY] and "--tensorboard" in proc.args, proc.args
     assert proc.returncode == 0, proc.stderr
     root = tmp_path_factory.mktemp("store")
     out, tb = root / "results", root / "tb"
