@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup reproduce test bench clean
+.PHONY: setup reproduce test bench crosscheck clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (Python 3.11 is required)"; exit 2; }
@@ -27,6 +27,16 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/internalize bench
+
+# Optional: the imitation library's AIRL beside ours on one small case (docs/reward_learners.md).
+# imitation pins gymnasium 0.29 and Stable-Baselines3 2.2, so it gets a venv of its own; pip
+# resolves torch from the registry (a CPU wheel on disk may be installed first instead).
+crosscheck: $(STAMP)
+	test -x .crosscheck-venv/bin/python || $(PYTHON) -m venv .crosscheck-venv
+	.crosscheck-venv/bin/pip install -q imitation==1.0.1
+	.crosscheck-venv/bin/pip install -q -e .
+	.crosscheck-venv/bin/python tools/crosscheck/airl_imitation.py
+	$(BIN)/python tools/crosscheck/airl_ours.py --seeds 3
 
 clean:
 	rm -rf $(VENV) results

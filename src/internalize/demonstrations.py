@@ -167,15 +167,19 @@ def learn(learner: Learner, keys: jax.Array, spec: RunSpec, demos: Demos, model:
     acts; its caregiver's R_s is never paid, and its ISR fields are not read); demos:
     :class:`Demos` ``[runs]`` (:func:`collect`). ``irl``: ``steps`` environment steps of the
     generator (:func:`n_updates` PPO updates), compiled in chunks of ``chunk`` updates,
-    ``progress`` told of each chunk's steps. ``bc``: one compiled fit; ``steps``, ``chunk``
-    and ``progress`` are not used (no environment steps).
+    ``progress`` told of each chunk's steps. ``bc``: one compiled fit (``chunk`` is not used);
+    ``progress`` is told, once it is done, of the ``steps`` it stands in for (as many as AIRL's
+    generator would take), so a run's progress counts the same either way.
     """
     m = model.model
     m.validate()
     if isinstance(m, Airl):
         return _adversarial(learner, keys, spec, demos, model, steps, chunk, progress)
     if isinstance(m, BehaviourCloning):
-        return _clone(learner, keys, spec, demos, model)
+        got = _clone(learner, keys, spec, demos, model)
+        if progress is not None:
+            progress(keys.shape[0] * n_updates(steps, learner.cfg.batch_size) * learner.cfg.batch_size)
+        return got
     raise ValueError(f"reward model {m.name!r} does not learn from demonstrations (known here: irl, bc)")
 
 

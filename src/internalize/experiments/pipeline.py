@@ -26,14 +26,14 @@ import jax.numpy as jnp
 import numpy as np
 from flax import serialization
 
-from .. import caregivers, conditions, phases, readiness, reward_models
+from .. import caregivers, conditions, demonstrations, phases, readiness, reward_models
 from .. import presence as presence_
 from ..checkpoints import Checkpoints
 from ..config import Preset
 from ..learner import Learner, RunSpec
 from ..worlds import coin
 from . import capacity
-from .spec import Budget, Experiment
+from .spec import Budget, Experiment, Learners
 
 TRACE_STEPS = 30  # the longest recorded episode (the coin world's end at 20)
 
@@ -274,9 +274,9 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
         if demo_arm[i]:
             continue
         starts[i] = _per_seed(lambda u, g=arm_group[i]: of_caregiver(soc.snapshots.get(u, soc.state), g), arm_updates[i])
-        fit_params = fitted_all[fit_of_arm[i] if fit_of_arm[i] is not None else 0].params
-        isr_of_arm[i] = _per_seed(lambda u, g=arm_group[i], fp=fit_params: jax.tree.map(
-            lambda x, k=prefix_updates.index(u): x[:, k], of_caregiver(fp, g)), arm_updates[i])
+        if fit_of_arm[i] is not None:  # (an arm without a model runs in the program that reads none)
+            isr_of_arm[i] = _per_seed(lambda u, g=arm_group[i], fp=fitted_all[fit_of_arm[i]].params: jax.tree.map(
+                lambda x, k=prefix_updates.index(u): x[:, k], of_caregiver(fp, g)), arm_updates[i])
     # Arms socialized by demonstration instead of praise: one run per (model, budget), all seeds at once.
     for (m, u), idx in _demo_groups(arm_models, fixed_updates, demo_arm).items():
         with clock("demonstrate"):
@@ -353,23 +353,15 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
 
 
 def exp_model(exp: Experiment):
-    """The experiment's reward model as an instance (a name is looked up among the known ones)."""
-    return _instance(exp.reward_model)
-
-
-def _instance(m):
-    if isinstance(m, str):
-        known = reward_models.known()
-        if m not in known:
-            raise ValueError(f"unknown reward model {m!r}; known: {', '.join(known)}")
-        return known[m]
-    return m
+    """The experiment's reward model as an instance (a name: its default settings; a configured
+    run has instances already, :func:`.spec.configure`)."""
+    return Learners().resolve(exp.reward_model)
 
 
 def learner_of(exp: Experiment, arm):
     """The reward model of an arm: its own, else the experiment's where its condition uses one, else None."""
     if arm.reward_model is not None:
-        return _instance(arm.reward_model)
+        return Learners().resolve(arm.reward_model)
     return exp_model(exp) if conditions.get(arm.condition).uses_isr else None
 
 
@@ -396,8 +388,6 @@ def _demonstrate(exp: Experiment, preset: Preset, model, rm_cfg, k_soc, steps: i
     """A demonstrator shows ``steps`` steps per seed; the model learns from them (and its learner
     with it: :func:`internalize.demonstrations.learn`). The caregiver's effort is the ISR's: as
     many demonstrated steps as socialization's."""
-    from .. import demonstrations
-
     world = exp.socialize_world
     if not hasattr(world, "demonstrator"):
         raise ValueError(f"reward model {model.name!r} learns from demonstrations, but the world "
@@ -410,18 +400,7 @@ def _demonstrate(exp: Experiment, preset: Preset, model, rm_cfg, k_soc, steps: i
     spec = phases.stack([RunSpec(wp, caregivers.as_arrays(exp.the_caregiver()), presence_.from_spec(
         exp.socialize_presence, steps), jnp.float32(0.0), ()) for _ in range(seeds)])
     bound = reward_models.bind(model, rm_cfg, env, wp, n_envs=preset.ppo.n_envs)
-    told = [0]
-
-    def tell(n):
-        told[0] += n
-        if progress is not None:
-            progress(n)
-
-    got = demonstrations.learn(learner, keys[:, 1], spec, demos, bound, steps, preset.updates_per_chunk, tell)
-    owed = seeds * phases.n_updates(steps, preset.ppo.batch_size) * preset.ppo.batch_size - told[0]
-    if progress is not None and owed > 0:  # a method that does not step a learner (cloning) reports here
-        progress(owed)
-    return got
+    return demonstrations.learn(learner, keys[:, 1], spec, demos, bound, steps, preset.updates_per_chunk, progress)
 
 
 def _arm_diagnostics(curves, exp, arms, arm_models, isr_of_arm, fit_of_arm, fitted_all, prefix_updates, arm_updates,
@@ -530,14 +509,9 @@ def _run_variants(exp: Experiment, preset: Preset, seeds: int, budget: Budget, r
     curves = {}
     for v in exp.variants:
         sub = variant_experiment(exp, v)
-        pre = preset if v.isr_network is None else dataclasses.replace(
-            preset, isr=dataclasses.replace(preset.isr, network=v.isr_network))
-        if exp.isr_config is not None and v.isr_network is not None:
-            sub = dataclasses.replace(sub, isr_config=lambda p, f=exp.isr_config, n=v.isr_network: dataclasses.replace(
-                f(p), network=n))
         out: dict = {}
         t0, c0 = time.perf_counter(), compile_seconds()
-        got = run_pipeline(sub, pre, seeds, v.budget(budget), root_seed, progress, clock, out,
+        got = run_pipeline(sub, preset, seeds, v.budget(budget), root_seed, progress, clock, out,
                            None if ckpt is None else ckpt.scoped(f"{v.label}."))
         # Its size and speed (a resumed variant's seconds count only what this process ran).
         got["seconds/wall"] = np.float64(time.perf_counter() - t0)
@@ -553,11 +527,16 @@ def _run_variants(exp: Experiment, preset: Preset, seeds: int, budget: Budget, r
 
 
 def variant_experiment(exp: Experiment, v) -> Experiment:
-    """The experiment as one variant runs it: its worlds (evaluation on its autonomy world) and arms."""
+    """The experiment as one variant runs it: its worlds (evaluation on its autonomy world), arms
+    and reward-model network."""
     aut = v.autonomy_world or v.world
-    return dataclasses.replace(exp, variants=(), socialize_world=v.world, autonomy_world=aut,
-                               eval_worlds=tuple(aut for _ in exp.eval_worlds),
-                               arms=exp.arms if v.arms is None else tuple(v.arms))
+    sub = dataclasses.replace(exp, variants=(), socialize_world=v.world, autonomy_world=aut,
+                              eval_worlds=tuple(aut for _ in exp.eval_worlds),
+                              arms=exp.arms if v.arms is None else tuple(v.arms))
+    if v.isr_network is not None:
+        base = exp.isr_config or (lambda p: p.isr)
+        sub = dataclasses.replace(sub, isr_config=lambda p: dataclasses.replace(base(p), network=v.isr_network))
+    return sub
 
 
 def decision_points(exp: Experiment, budget: Budget) -> list[int]:
