@@ -10,6 +10,7 @@ What does not live here: anything a run needs; tests check behaviour, never spee
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -167,10 +168,12 @@ def profile(preset: Preset, seeds: int, repeats: int) -> dict:
 
 
 def main(json_out: bool = False, repeats: int = 3, seeds: int = 10, anchor: str | None = None,
-         anchor_steps: int = 8192, scale: bool = False, out: Path | None = None, prof: bool = False) -> dict:
+         anchor_steps: int = 8192, scale: bool = False, out: Path | None = None, prof: bool = False,
+         sweep: bool = True) -> dict:
     log = (lambda *a, **k: None) if json_out else print  # noqa: E731
-    out_d = {"cores": os.cpu_count(), "devices": [str(d) for d in jax.devices()], "seeds_batched": seeds,
-             "presets": {}}
+    out_d = {"cores": os.cpu_count(), "devices": devices.describe(), "backend": jax.default_backend(),
+             "seeds_batched": seeds, "presets": {}}
+    log(f"devices: {', '.join(out_d['devices'])} ({os.cpu_count()} CPU cores)")
     updates = {"fast": 8, "paper": 1}
     for name in ("fast", "paper"):
         preset = PRESETS[name]
@@ -197,6 +200,11 @@ def main(json_out: bool = False, repeats: int = 3, seeds: int = 10, anchor: str 
         log(f"anchor: {a['env_steps_per_s']:,.0f} env-steps/s (sb3+minigrid, median of {repeats}; "
             f"{a['spread']['min']:,.0f}..{a['spread']['max']:,.0f}); fast is {out_d['ratios']['fast_vs_anchor']:,.0f}x, "
             f"paper {out_d['ratios']['paper_vs_anchor']:.1f}x the anchor")
+    if sweep:
+        sw = out_d["sweep"] = sweep_case(repeats=max(1, repeats - 2), log=log)
+        log(f" sweep: {sw['points']} learning rates x {sw['seeds']} seeds of {sw['experiment']} "
+            f"({sw['budget']}): batched {sw['batched_s']:.1f}s vs one after another {sw['sequential_s']:.1f}s "
+            f"(medians of {sw['repeats']}, compile included): {sw['ratio']:.2f}x")
     if prof:
         out_d["profile"] = {}
         for name in ("fast", "paper"):
@@ -217,6 +225,49 @@ def main(json_out: bool = False, repeats: int = 3, seeds: int = 10, anchor: str 
     if json_out:
         print(json.dumps(out_d, indent=2))
     return out_d
+
+
+# ---------------------------------------------------------------------------------------------
+# A sweep's points batched against one after another
+
+SWEEP_LRS = (3e-4, 5e-4, 1e-3, 2e-3, 3e-3, 5e-3, 1e-2, 2e-2)
+
+
+def sweep_case(repeats: int = 1, seeds: int = 4, steps: int = 8192, log=print) -> dict:
+    """A grid of 8 learning rates of ``unlearning`` (fast preset, ``steps`` + ``steps`` per seed),
+    run as one batched program and as 8 programs one after another, side by side (alternating,
+    ``repeats`` times each). Wall seconds include compiling and tracing (each separate program
+    traces again; the persistent cache, when on, spares some compiling), as a user's loop would
+    pay; the pipeline is run without files."""
+    from .experiments import UNLEARNING, configure, settings_for
+    from .experiments.pipeline import Points, run_pipeline
+    from .experiments.spec import Budget
+
+    preset = PRESETS["fast"]
+    base = dataclasses.replace(settings_for(UNLEARNING, preset, quick=True), seeds=seeds,
+                               budget=Budget(steps, steps))
+    points = [configure(UNLEARNING, preset, dataclasses.replace(base, ppo=dataclasses.replace(base.ppo, lr=lr)))
+              for lr in SWEEP_LRS]
+
+    def batched():
+        run_pipeline(points[0][0], points[0][1], seeds, base.budget, 0,
+                     points=Points(tuple(e for e, _ in points), tuple(p for _, p in points), ("lr",)))
+
+    def sequential():
+        for e, p in points:
+            run_pipeline(e, p, seeds, base.budget, 0, points=Points((e,), (p,), ("lr",)))
+
+    times: dict[str, list[float]] = {"batched": [], "sequential": []}
+    for r in range(repeats):
+        for name, fn in (("batched", batched), ("sequential", sequential)):
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+            log(f"  sweep case, repeat {r + 1}/{repeats}: {name} {times[name][-1]:.1f}s")
+    b, q = statistics.median(times["batched"]), statistics.median(times["sequential"])
+    return {"experiment": UNLEARNING.name, "points": len(SWEEP_LRS), "learning_rates": list(SWEEP_LRS),
+            "seeds": seeds, "budget": f"{steps} + {steps} steps", "repeats": repeats, "batched_s": b,
+            "sequential_s": q, "ratio": q / b, "times": times}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
     internalize run EXPERIMENT [--quick] [--preset fast|paper] [--config FILE] [--SETTING VALUE ...]
     internalize reproduce [--quick] [--preset fast|paper] [--config FILE] [--SETTING VALUE ...]
     internalize config EXPERIMENT [--quick] [--preset ...] [--config FILE] [--SETTING VALUE ...]
+    internalize sweep EXPERIMENT --grid NAME=V1,V2 [--grid ...] [--config FILE] [--ray [ADDRESS]] [--quick] ...
     internalize render EXPERIMENT [--condition isr] [--seed 0] [--phase autonomy]
     internalize report [--results DIR] [--tensorboard DIR]
     internalize bench [--json]
@@ -78,9 +79,9 @@ def _prescan(argv: list[str]) -> tuple[str | None, str, bool]:
     """The experiment, preset and quick flag named on a command line, before parsing it (so that
     ``--help`` can show each setting's default for them)."""
     name = None
-    if argv and argv[0] in ("run", "config"):
+    if argv and argv[0] in ("run", "config", "sweep"):
         # The first word that is neither a flag nor a flag's value (`run --preset paper unlearning`).
-        switches = {"--quick", "--no-progress", "--ignore-memory-check", "-h", "--help"}
+        switches = {"--quick", "--no-progress", "--ignore-memory-check", "-h", "--help", "--yes", "--ray"}
         takes_value = False
         for a in argv[1:]:
             if a.startswith("-"):
@@ -215,6 +216,25 @@ def _build_parser(argv: list[str] | None = None) -> _Parser:
     c.add_argument("experiment", help=EXPERIMENT_HELP)
     settings_flags(c, exp_name)
 
+    sw = sub.add_parser("sweep", help="run a grid of settings (points batched where only traced numbers differ), "
+                                      "each point a run folder; write sweep.json, sweep.parquet, sweep.png")
+    sw.add_argument("experiment", help=EXPERIMENT_HELP)
+    sw.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2",
+                    help="a swept setting and its values (several --grid: their product); values of a list "
+                         "setting are separated by ';' (ppo.hidden=32,32;64,64)")
+    settings_flags(sw, exp_name)
+    results_flag(sw, "--out")
+    sw.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                    help="run the batches as Ray tasks: alone, on a Ray instance started on this machine; with an "
+                         "address (host:port, or auto), on that cluster (needs pip install 'internalize[ray]')")
+    sw.add_argument("--ray-cpus", type=_positive_int, default=None, metavar="N",
+                    help="CPUs each Ray task asks for (default: this machine's count, one batch per node of its size)")
+    sw.add_argument("--batch", type=_positive_int, default=None, metavar="N",
+                    help="at most N points per program (default: as many as fit in memory; 1: one after another)")
+    sw.add_argument("--yes", action="store_true", help="run a grid of more points than "
+                    "the 64 a sweep runs unasked")
+    sw.add_argument("--no-progress", action="store_true", help="no live progress bar")
+
     rd = sub.add_parser("render", help="write a GIF of a stored run's agent acting (drawn from state)")
     rd.add_argument("experiment", help=EXPERIMENT_HELP)
     rd.add_argument("--condition", default="isr", help="condition or arm name (default isr)")
@@ -244,6 +264,8 @@ def _build_parser(argv: list[str] | None = None) -> _Parser:
                    help="also measure throughput against runs batched (1-64) and world size (5-19)")
     b.add_argument("--profile", action="store_true",
                    help="also time one update by parts: environment, policy forward, PPO learning, ISR reward")
+    b.add_argument("--no-sweep", action="store_true",
+                   help="skip the sweep case (8 learning rates batched against one after another)")
     b.add_argument("--out", type=Path, default=None, help="write bench.json (and the scaling figure) here")
 
     ls = sub.add_parser("list", help="experiments, presets, conditions, worlds, caregivers, reward models and maps; "
@@ -265,15 +287,9 @@ def _results_dir(args, default: Path | None = Path("results")) -> Path | None:
 
 def setup_jax() -> None:
     """Persistent compilation cache, so a rerun does not compile again."""
-    import jax
+    from . import devices
 
-    cache = os.environ.get("INTERNALIZE_JAX_CACHE", str(Path.home() / ".cache" / "internalize" / "jax"))
-    try:
-        Path(cache).mkdir(parents=True, exist_ok=True)
-        jax.config.update("jax_compilation_cache_dir", cache)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-    except OSError:
-        pass  # no cache is slower, not wrong
+    devices.enable_compilation_cache()
 
 
 class _ProgressBar:
@@ -573,6 +589,60 @@ def _cmd_reproduce(args) -> None:
         print(f"claims that do not hold: {', '.join(failed)}")
 
 
+def _cmd_sweep(args) -> None:
+    from . import config as cfg
+    from .config import PRESETS
+    from .experiments import configure, settings_for
+    from .experiments import sweep
+    from .results import check_writable_dir
+
+    exp, ref = _find(args.experiment)
+    if args.preset not in PRESETS:
+        raise UsageError(f"unknown preset {args.preset!r}; known: {', '.join(PRESETS)}")
+    preset = PRESETS[args.preset]
+    out = args.results if args.results is not None else Path("results") / f"sweep-{exp.name}"
+    try:
+        table = cfg.load_toml(args.config) if args.config else {}
+        base = settings_for(exp, preset, quick=args.quick)
+        flags = {k[4:]: v for k, v in vars(args).items() if k.startswith("set:") and v is not None}
+        for key, value in (("seeds", args.seeds), ("seed", args.seed),
+                           ("budget.socialize_steps", args.socialize_steps),
+                           ("budget.autonomy_steps", args.autonomy_steps)):
+            if value is not None:
+                flags[key] = str(value)
+        axes, fixed = sweep.parse_axes(args.grid, table, base)
+        both = [a.name for a in axes if a.name in flags]
+        if both:
+            raise ValueError(f"{both[0]} is both swept (--grid) and set (--{both[0]})")
+        base = cfg.override(cfg.override(base, fixed, parsed=True), flags, parsed=False)
+        configure(exp, preset, base)
+        sweep.plan(exp, preset, base, axes, max_points=None if args.yes else sweep.MAX_POINTS)  # checks every point
+        check_writable_dir(out)
+        sweep.check_out(out, exp, preset, base, axes, args.quick)
+        if args.ray is not None:
+            sweep.check_ray()
+    except (ValueError, TypeError) as e:
+        raise UsageError(str(e)) from None
+    setup_jax()
+    t0 = time.perf_counter()
+
+    def told(idx, got):
+        reused = sum(1 for g in got if g["reused"])
+        print(f"points {', '.join(map(str, idx))}: "
+              + ("stored, not rerun" if reused == len(got) else f"done ({time.perf_counter() - t0:.0f}s so far)"))
+
+    with _ProgressBar(not args.no_progress and args.ray is None) as bar:
+        try:
+            record = sweep.run_sweep(exp, preset, base, axes, out, quick=args.quick, ref=ref, ray=args.ray,
+                                     max_batch=args.batch, max_points=None, ray_cpus=args.ray_cpus,
+                                     progress=bar.task, on_batch=told, fixed=fixed)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+    print(f"{exp.name} sweep: {sweep.describe_batches(record)}; {time.perf_counter() - t0:.1f}s wall"
+          + (f" on Ray ({args.ray})" if args.ray else ""))
+    print(f"results: {out}/ (sweep.json, sweep.parquet, sweep.png; a run folder per point)")
+
+
 def _cmd_bench(args) -> None:
     from . import bench
     from .results import check_writable_dir
@@ -592,7 +662,8 @@ def _cmd_bench(args) -> None:
     setup_jax()
     try:
         bench.main(json_out=args.json, repeats=args.repeats, seeds=args.seeds, anchor=args.anchor,
-                   anchor_steps=args.anchor_steps, scale=args.scaling, out=args.out, prof=args.profile)
+                   anchor_steps=args.anchor_steps, scale=args.scaling, out=args.out, prof=args.profile,
+                   sweep=not args.no_sweep)
     except RuntimeError as e:
         raise UsageError(str(e)) from None
 
@@ -628,6 +699,8 @@ def main(argv: list[str] | None = None) -> int:
             _cmd_report(args)
         elif args.command == "bench":
             _cmd_bench(args)
+        elif args.command == "sweep":
+            _cmd_sweep(args)
     except UsageError as e:
         print(f"internalize: error: {e}", file=sys.stderr)
         return EXIT_USAGE

@@ -197,14 +197,14 @@ def _airl_update(learner: Learner, model: reward_models.Bound, carry: _AirlState
     """One AIRL update: the generator's PPO update on the discriminator's reward, then
     ``disc_steps`` discriminator steps. Returns (carry, metrics)."""
     m, cfg, dspec = model.model, model.cfg, model.spec
-    gamma = learner.cfg.gamma
+    gamma = spec.hyper.get("gamma", learner.cfg.gamma)
     state, traj = learner.rollout(carry.run, spec)
     # The generator's reward, log D - log(1 - D) = f(s, a, s') - log pi(a | s) with the behaviour
     # policy's log pi; the caregiver's R_s (traj.r_s) is never read, and R_e is not added.
     reward = m.discriminator_logit(carry.disc, cfg, dspec,
                                    Transitions(traj.obs, traj.isr_action, traj.final_obs, traj.logp), gamma)
     g = m.reward(carry.disc, cfg, dspec, traj.obs, traj.isr_action)
-    state, aux = learner.learn(state, traj, jax.lax.stop_gradient(reward))
+    state, aux = learner.learn(state, traj, jax.lax.stop_gradient(reward), spec.hyper)
 
     batch = learner.cfg.batch_size
     flat = jax.tree.map(lambda x: x.reshape((batch,) + x.shape[2:]),

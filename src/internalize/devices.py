@@ -15,6 +15,26 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 
+def enable_compilation_cache() -> None:
+    """JAX's persistent compilation cache (``INTERNALIZE_JAX_CACHE``, default
+    ``~/.cache/internalize/jax``), so a rerun (or a sweep's worker) does not compile again."""
+    import os
+    from pathlib import Path
+
+    cache = os.environ.get("INTERNALIZE_JAX_CACHE", str(Path.home() / ".cache" / "internalize" / "jax"))
+    try:
+        Path(cache).mkdir(parents=True, exist_ok=True)
+        jax.config.update("jax_compilation_cache_dir", cache)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    except OSError:
+        pass  # no cache is slower, not wrong
+
+
+def describe() -> list[str]:
+    """The devices runs are spread over, as JAX names them (e.g. ``TFRT_CPU_0``, ``cuda:0``)."""
+    return [f"{d.platform}:{d.id} ({d.device_kind})" for d in jax.devices()]
+
+
 def count() -> int:
     return len(jax.devices())
 

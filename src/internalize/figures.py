@@ -394,3 +394,47 @@ def bar_panels(path: Path, panels: list[tuple[str, str, dict[str, np.ndarray]]],
         ax.grid(alpha=0.3, axis="y")
     fig.suptitle(title, fontsize=9)
     return save(fig, path)
+
+
+def sweep_panels(path: Path, grid: dict[str, list], claims: list[dict], title: str) -> Path:
+    """A sweep: one panel per (claim, swept setting), the claim's value at each value of the
+    setting (a line per combination of the other settings), its interval as error bars (``lo``,
+    ``hi``), filled markers where it holds. ``claims``: ``{id, settings, value, lo, hi, holds}``."""
+    ids = list(dict.fromkeys(c["id"] for c in claims)) or ["(no claims)"]
+    names = list(grid)
+    fig, axes = plt.subplots(len(ids), len(names), figsize=(4.2 * len(names), 2.8 * len(ids)), squeeze=False)
+    for r, cid in enumerate(ids):
+        mine = [c for c in claims if c["id"] == cid]
+        for k, name in enumerate(names):
+            ax = axes[r, k]
+            values = list(grid[name])
+            numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+            others = [n for n in names if n != name]
+            lines: dict[tuple, list] = {}
+            for c in mine:
+                lines.setdefault(tuple(str(c["settings"][n]) for n in others), []).append(c)
+            for j, (label, cs) in enumerate(lines.items()):
+                cs = sorted(cs, key=lambda c: values.index(c["settings"][name]))
+                x = [c["settings"][name] if numeric else values.index(c["settings"][name]) for c in cs]
+                y = np.array([c["value"] for c in cs], float)
+                lo = np.array([c["lo"] for c in cs], float)
+                hi = np.array([c["hi"] for c in cs], float)
+                err = np.stack([np.where(np.isfinite(lo), y - lo, 0), np.where(np.isfinite(hi), hi - y, 0)])
+                color = f"C{j % 10}"
+                text = ", ".join(f"{n}={v}" for n, v in zip(others, label)) or None
+                ax.errorbar(x, y, yerr=np.maximum(err, 0), color=color, capsize=3, lw=1, label=text)
+                for xi, yi, c in zip(x, y, cs):
+                    ax.plot([xi], [yi], "o", color=color, mfc=color if c["holds"] else "white", ms=6)
+            if numeric and min(values) > 0 and max(values) / min(values) >= 20:
+                ax.set_xscale("log")
+            if not numeric:
+                ax.set_xticks(range(len(values)), [str(v) for v in values])
+            ax.set_xlabel(name)
+            ax.set_title(cid, fontsize=9)
+            if k == 0:
+                ax.set_ylabel("claim value")
+            if len(lines) > 1 and r == 0:
+                ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return save(fig, path)

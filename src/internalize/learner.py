@@ -40,6 +40,15 @@ class RunSpec:
     isr_replaces_reward: jax.Array = struct.field(default_factory=lambda: jnp.float32(0.0))
     """float32 [], 1 where the ISR's R_i replaces the learner's whole reward, the environment's
     included, while the caregiver is absent (the prosocial world, SPEC 8); 0: R_e stays (SPEC 5)."""
+    hyper: dict = struct.field(default_factory=dict)
+    """PPO numbers given per run instead of by the config ({name: float32 []}, names from
+    :data:`TRACED`): runs of a batch may then learn with different learning rates, clip ranges,
+    ... in one program (a sweep's points, :mod:`internalize.experiments.sweep`). Empty: the
+    config's, as constants."""
+
+
+TRACED = ("lr", "ent_coef", "vf_coef", "clip", "gamma", "gae_lambda")
+"""The :class:`~internalize.config.PPOConfig` numbers a run may be given in ``RunSpec.hyper``."""
 
 
 @struct.dataclass
@@ -107,6 +116,10 @@ class Learner:
         self.reward_model = reward_model
         self.net = actor_critic(cfg.network, env.n_actions, cfg.hidden, env.features)
         self.tx = optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.lr, eps=cfg.adam_eps))
+        # With a learning rate per run: Adam's step at rate 1 (-1 x the direction, exact), times the
+        # run's rate. Bitwise what ``optax.adam(lr)`` computes (-lr x the direction: a product's
+        # rounding does not depend on the order of its factors or their signs), and the same state.
+        self.tx_unit = optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(1.0, eps=cfg.adam_eps))
 
     # -- set-up -------------------------------------------------------------------------------
     def init(self, key: jax.Array, world_params, caregiver=None) -> RunState:
@@ -182,7 +195,8 @@ class Learner:
         return spec.isr_gain * jax.lax.map(one, (obs, action), batch_size=16)
 
     # -- learning -----------------------------------------------------------------------------
-    def loss(self, params, mb):
+    def loss(self, params, mb, hyper: dict | None = None):
+        hyper = hyper or {}
         obs, action, old_logp, adv, returns = mb
         dist, value = self.policy(params, obs)
         logp = dist.log_prob(action)
@@ -190,16 +204,17 @@ class Learner:
             # Per minibatch, with the unbiased std, as Stable-Baselines3 (torch.std) does.
             adv = (adv - adv.mean()) / (jnp.std(adv, ddof=1) + 1e-8)
         ratio = jnp.exp(logp - old_logp)
-        clip = self.cfg.clip
+        clip = hyper.get("clip", self.cfg.clip)
         pg_loss = -jnp.minimum(adv * ratio, adv * jnp.clip(ratio, 1 - clip, 1 + clip)).mean()
         v_loss = jnp.mean((returns - value) ** 2)
         entropy = dist.entropy().mean()
-        total = pg_loss - self.cfg.ent_coef * entropy + self.cfg.vf_coef * v_loss
+        total = (pg_loss - hyper.get("ent_coef", self.cfg.ent_coef) * entropy
+                 + hyper.get("vf_coef", self.cfg.vf_coef) * v_loss)
         approx_kl = jnp.mean((ratio - 1) - (logp - old_logp))
         clip_frac = jnp.mean(jnp.abs(ratio - 1) > clip)
         return total, (pg_loss, v_loss, entropy, approx_kl, clip_frac)
 
-    def learn(self, state: RunState, traj: Transition, reward: jax.Array):
+    def learn(self, state: RunState, traj: Transition, reward: jax.Array, hyper: dict | None = None):
         """Learn from a rollout ``traj`` (of :meth:`rollout`) paid ``reward`` ``[n_steps, n_envs]``:
         truncation bootstrap, GAE, the epochs of shuffled minibatches.
 
@@ -207,23 +222,29 @@ class Learner:
         learner's utility in :meth:`update`, a discriminator's in
         :mod:`internalize.demonstrations`), PPO is the same. Returns (state, aux): aux holds the
         minibatches' (pg_loss, value_loss, entropy, approx_kl, clip_fraction), each
-        ``[n_epochs, n_minibatches]``.
+        ``[n_epochs, n_minibatches]``. ``hyper``: this run's own PPO numbers (``RunSpec.hyper``).
         """
         cfg = self.cfg
+        hyper = hyper or {}
+        gamma = hyper.get("gamma", cfg.gamma)
         if cfg.bootstrap_truncated:
             _, final_value = self.policy(state.params, traj.final_obs)
-            reward = reward + cfg.gamma * final_value * (traj.truncated & ~traj.terminated)
+            reward = reward + gamma * final_value * (traj.truncated & ~traj.terminated)
         _, last_value = self.policy(state.params, state.obs)
         done = traj.terminated | traj.truncated
-        adv, returns = gae(reward, traj.value, done, last_value, cfg.gamma, cfg.gae_lambda)
+        adv, returns = gae(reward, traj.value, done, last_value, gamma, hyper.get("gae_lambda", cfg.gae_lambda))
 
         flat = jax.tree.map(lambda x: x.reshape((cfg.batch_size,) + x.shape[2:]),
                             (traj.obs, traj.action, traj.logp, adv, returns))
 
         def minibatch(carry, mb):
             params, opt_state = carry
-            grads, aux = jax.grad(self.loss, has_aux=True)(params, mb)
-            updates, opt_state = self.tx.update(grads, opt_state, params)
+            grads, aux = jax.grad(self.loss, has_aux=True)(params, mb, hyper)
+            if "lr" in hyper:
+                updates, opt_state = self.tx_unit.update(grads, opt_state, params)
+                updates = jax.tree.map(lambda u: u * hyper["lr"], updates)
+            else:
+                updates, opt_state = self.tx.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), aux
 
         def epoch(carry, key):
@@ -272,7 +293,7 @@ class Learner:
         r_i = self.internal_reward(spec, traj.obs, traj.isr_action)
         u = presence_.utility(traj.r_e, traj.r_s, r_i, traj.presence, traj.waive,
                               replace=spec.isr_gain * spec.isr_replaces_reward)
-        state, aux = self.learn(state, traj, u)
+        state, aux = self.learn(state, traj, u, spec.hyper)
         return state, self.metrics(spec, traj, r_i, u, aux), traj
 
     # -- chunks of updates (one compiled call) ------------------------------------------------

@@ -8,6 +8,8 @@ One module per job:
 - :mod:`.pipeline`: socialize -> internalize -> autonomy -> evaluate;
 - :mod:`.store`: a run's identity (its whole declaration), its folder, its files, loading it;
 - :mod:`.runner`: running an experiment into its folder (reuse, resume, checkpoints);
+- :mod:`.sweep`: a grid of settings, points batched where they differ only in traced numbers,
+  here or on Ray;
 - :mod:`.report` and :mod:`.markdown`: a run's summary and figures; the reproduction's report.md;
 - :mod:`.claims`: how claims are tested (equivalence by TOST, SPEC 9.1);
 - :mod:`.capacity`: limits and the memory a run will need, checked before it starts;

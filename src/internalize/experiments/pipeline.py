@@ -43,6 +43,58 @@ def seed_keys(root_seed: int, n: int) -> jax.Array:
     return jax.random.split(jax.random.PRNGKey(root_seed), n)
 
 
+@dataclasses.dataclass(frozen=True)
+class Points:
+    """Points of a sweep that run as one batch (:mod:`.sweep`): configured experiments and presets
+    that differ only in numbers a run is given as arrays (traced), never in shapes. Each point
+    gets the same seeds as a run of it alone (its runs are ``point * seeds + seed``).
+
+    ``hyper``: the PPO numbers that are given per run (:data:`internalize.learner.TRACED`); the
+    others come from the first point's preset. Presence schedules are per run anyway."""
+
+    exps: tuple[Experiment, ...]
+    presets: tuple[Preset, ...]
+    hyper: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.exps)
+
+    def hyper_of(self, p: int) -> dict:
+        return {h: np.float32(getattr(self.presets[p].ppo, h)) for h in self.hyper}
+
+
+# Curves with a leading runs axis (one row per seed, or per seed x group): split between points.
+PER_SEED = ("isr/", "socialize/", "autonomy/", "eval/", "demonstrate/", "readiness/error", "readiness/target_var",
+            "arms/isr_pearson", "arms/socialized_steps_per_seed", "arms/rule_fired", "valuemap/pred",
+            "valuemap/arm_pred", "sweep/pred")
+SHARED = ("isr/prefix_steps",)
+
+
+def split_points(curves: dict, n_points: int) -> list[dict]:
+    """A batch's curves (runs ``point * seeds + seed``) -> one dict per point, as a run of it
+    alone would have made (curves that do not depend on the point are shared)."""
+    out = [{} for _ in range(n_points)]
+    for k, v in curves.items():
+        if k.startswith(PER_SEED) and k not in SHARED:
+            v = np.asarray(v)
+            parts = v.reshape((n_points, v.shape[0] // n_points) + v.shape[1:])
+            for p in range(n_points):
+                out[p][k] = parts[p]
+        else:
+            for p in range(n_points):
+                out[p][k] = v
+    for c in out:
+        if "arms/socialized_steps_per_seed" in c:
+            c["arms/socialized_steps"] = c["arms/socialized_steps_per_seed"].mean(0)
+    return out
+
+
+def split_params(tree, n_points: int) -> list:
+    """Parameters of a batch's runs (leading axis point-major) -> one tree per point."""
+    return [jax.tree.map(lambda x, p=p: np.asarray(x).reshape((n_points, -1) + np.shape(x)[1:])[p], tree)
+            for p in range(n_points)]
+
+
 @jax.jit
 def _split4(keys: jax.Array) -> jax.Array:
     """[seeds] keys -> [seeds, 4] (socialize, internalize, autonomy, evaluate)."""
@@ -108,7 +160,8 @@ class PhaseClock:
 
 def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, root_seed: int = 0,
                  progress: phases.Progress | None = None, clock: PhaseClock | None = None,
-                 params_out: dict | None = None, ckpt: Checkpoints | None = None) -> dict[str, np.ndarray]:
+                 params_out: dict | None = None, ckpt: Checkpoints | None = None,
+                 points: Points | None = None) -> dict[str, np.ndarray] | list[dict[str, np.ndarray]]:
     """Socialize -> fit the reward model(s) -> autonomy on every arm -> evaluate. Returns curves (NumPy).
 
     ``clock`` (optional) records the wall and compile seconds of each phase. ``params_out``
@@ -122,10 +175,26 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
     ``[seeds, groups]`` when the arms are socialized in more than one way (``arms/caregiver``
     then names each arm's group). An experiment with ``variants`` runs all of this once per
     variant, its curves under ``variant/<label>/``.
+
+    ``points`` (optional): several points of a sweep in one batch (:class:`Points`; ``exp`` and
+    ``preset`` are its first). Returns one curves dict per point, and ``params_out``'s arrays
+    have a leading axis of points x runs (:func:`split_params`).
     """
     params_out = {} if params_out is None else params_out
     if exp.variants:
-        return _run_variants(exp, preset, seeds, budget, root_seed, progress, clock, params_out, ckpt)
+        return _run_variants(exp, preset, seeds, budget, root_seed, progress, clock, params_out, ckpt, points)
+    n_points = 1 if points is None else len(points)
+    per_point = seeds  # a point's seeds; below, `seeds` counts the batch's runs of each arm
+    seeds = per_point * n_points
+    point_exps = [exp] if points is None else list(points.exps)
+
+    def point_of(run: int) -> int:  # a (seed) run's point
+        return run // per_point
+
+    def hyper(run: int) -> dict:
+        return {} if points is None else points.hyper_of(point_of(run))
+
+    point_groups = [e.socializations()[0] for e in point_exps]
     clock = clock or PhaseClock()
     env = exp.socialize_world.env
     groups, arm_group = exp.socializations()
@@ -159,7 +228,7 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
     bound_fits = [reward_models.bind(m, rm_cfg, env, soc_world, **spec_kw) for m in fit_models]
     model = bound_fits[0]
 
-    keys = seed_keys(root_seed, seeds)
+    keys = np.tile(np.asarray(seed_keys(root_seed, per_point)), (n_points, 1))  # each point: a run's own seeds
     k_soc, k_isr, k_aut, k_eval = np.moveaxis(np.asarray(_split4(keys)), 1, 0)  # each [seeds, 2]
 
     # Socialize: the caregiver is present (its socialization schedule); snapshots where arms branch off.
@@ -185,8 +254,9 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
             idx = np.asarray(idx)
             stag = tag if len(seed_batches) == 1 else f"{tag}.s{j}"
             specs = [RunSpec(soc_world, caregivers.as_arrays(groups_b[g]),
-                             presence_.from_spec(groups[g][1], budget.socialize_steps), jnp.float32(0.0), ())
-                     for _ in idx for g in gs]
+                             presence_.from_spec(point_groups[point_of(r)][g][1], budget.socialize_steps),
+                             jnp.float32(0.0), (), hyper=hyper(r))
+                     for r in idx for g in gs]
             k_soc_runs, k_isr_runs = np.repeat(k_soc[idx], len(gs), axis=0), np.repeat(k_isr[idx], len(gs), axis=0)
             spec_soc = phases.stack(specs)
             resumed = _load_socialized(ckpt, learner_soc, k_soc_runs, spec_soc, stag) if ckpt is not None else None
@@ -261,7 +331,7 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
                                                                            target_var[r]))
                 arm_updates[a][s_], fired[s_, a] = decision_updates[k], ok
     if not arms or budget.autonomy_steps <= 0:
-        return curves
+        return curves if points is None else split_points(curves, n_points)
 
     # Autonomy: seeds x arms (run = seed * A + arm), in two programs: the arms whose condition
     # uses the reward model, and the others (whose R_i would be multiplied by 0).
@@ -280,7 +350,8 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
     # Arms socialized by demonstration instead of praise: one run per (model, budget), all seeds at once.
     for (m, u), idx in _demo_groups(arm_models, fixed_updates, demo_arm).items():
         with clock("demonstrate"):
-            got = _demonstrate(exp, preset, m, rm_cfg, k_soc, u * batch, progress, idx[0])
+            got = _demonstrate(exp, preset, m, rm_cfg, k_soc, u * batch, progress, idx[0],
+                               [point_exps[point_of(r)] for r in range(seeds)], [hyper(r) for r in range(seeds)])
         for i in idx:
             starts[i], isr_of_arm[i] = got.state, got.params
             for k, v in got.metrics.items():
@@ -300,13 +371,14 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
         learner = Learner(preset.ppo, env, reward_model=reward_models.bind(m, rm_cfg, env, soc_world, **spec_kw)
                           if with_rm else None)
         specs = []
-        for _ in range(seeds):
+        for r in range(seeds):
+            pe = point_exps[point_of(r)]
             for i in idx:
                 c = conditions.get(arms[i].condition)
-                leave = presence_.from_spec(exp.arm_leave_presence(arms[i]), budget.autonomy_steps)
+                leave = presence_.from_spec(pe.arm_leave_presence(pe.arms[i]), budget.autonomy_steps)
                 specs.append(RunSpec(exp.arm_world(arms[i]).params(), caregivers.as_arrays(arm_cg_b[i]),
                                      c.presence(leave), jnp.float32(1.0 if c.uses_isr else 0.0), (),
-                                     jnp.float32(exp.isr_replaces_reward)))
+                                     jnp.float32(exp.isr_replaces_reward), hyper=hyper(r)))
         spec_aut = phases.stack(specs)
         if with_rm:
             spec_aut = spec_aut.replace(isr_params=_interleave([isr_of_arm[i] for i in idx]))
@@ -340,16 +412,20 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
                                          int(eval_params[0].max_steps))
         curves["eval/return"] = ret.reshape((seeds, n_arms) + ret.shape[1:])
         curves["eval/goals"] = goals.reshape((seeds, n_arms) + goals.shape[1:])
+    traces: list[dict] = [{} for _ in range(n_points)]
     if exp.trace:
-        for i, a in enumerate(arms):
-            params = jax.tree.map(lambda x: x[i], final_params)  # seed 0, arm i
-            w = exp.arm_world(a).params()
-            steps = min(int(w.max_steps), TRACE_STEPS)
-            with clock("trace"):
-                rec = phases.trace(plain, params, jax.random.PRNGKey(root_seed + i), w, steps)
-            for k, v in rec.items():
-                curves[f"trace/{i}/{k}"] = v
-    return curves
+        for p in range(n_points):
+            for i, a in enumerate(arms):
+                params = jax.tree.map(lambda x: x[p * per_point * n_arms + i], final_params)  # seed 0, arm i
+                w = exp.arm_world(a).params()
+                steps = min(int(w.max_steps), TRACE_STEPS)
+                with clock("trace"):
+                    rec = phases.trace(plain, params, jax.random.PRNGKey(root_seed + i), w, steps)
+                for k, v in rec.items():
+                    traces[p][f"trace/{i}/{k}"] = v
+    if points is None:
+        return {**curves, **traces[0]}
+    return [{**c, **t} for c, t in zip(split_points(curves, n_points), traces)]
 
 
 def exp_model(exp: Experiment):
@@ -384,7 +460,8 @@ def _demo_groups(arm_models, fixed_updates, demo_arm) -> dict:
     return out
 
 
-def _demonstrate(exp: Experiment, preset: Preset, model, rm_cfg, k_soc, steps: int, progress, salt: int):
+def _demonstrate(exp: Experiment, preset: Preset, model, rm_cfg, k_soc, steps: int, progress, salt: int,
+                 run_exps: list | None = None, run_hyper: list | None = None):
     """A demonstrator shows ``steps`` steps per seed; the model learns from them (and its learner
     with it: :func:`internalize.demonstrations.learn`). The caregiver's effort is the ISR's: as
     many demonstrated steps as socialization's."""
@@ -397,8 +474,10 @@ def _demonstrate(exp: Experiment, preset: Preset, model, rm_cfg, k_soc, steps: i
     keys = np.asarray(jax.jit(jax.vmap(lambda k: jax.random.split(jax.random.fold_in(k, 17 + salt))))(k_soc))
     demos = demonstrations.collect(keys[:, 0], env, wp, world.demonstrator(), preset.ppo.n_envs, steps)
     learner = Learner(preset.ppo, env)
+    run_exps = run_exps or [exp] * seeds  # each run's point (a sweep's batch), for its presence and PPO numbers
+    run_hyper = run_hyper or [{}] * seeds
     spec = phases.stack([RunSpec(wp, caregivers.as_arrays(exp.the_caregiver()), presence_.from_spec(
-        exp.socialize_presence, steps), jnp.float32(0.0), ()) for _ in range(seeds)])
+        e.socialize_presence, steps), jnp.float32(0.0), (), hyper=h) for e, h in zip(run_exps, run_hyper)])
     bound = reward_models.bind(model, rm_cfg, env, wp, n_envs=preset.ppo.n_envs)
     return demonstrations.learn(learner, keys[:, 1], spec, demos, bound, steps, preset.updates_per_chunk, progress)
 
@@ -503,27 +582,32 @@ def _value_map(exp: Experiment, model, full, root_seed: int, soc_world, groups=N
 
 
 def _run_variants(exp: Experiment, preset: Preset, seeds: int, budget: Budget, root_seed: int,
-                  progress, clock, params_out: dict, ckpt) -> dict[str, np.ndarray]:
+                  progress, clock, params_out: dict, ckpt, points: Points | None = None):
     """The whole pipeline once per variant (its world, its budget), curves under ``variant/<label>/``
-    with the variant's seconds, steps and world size; checkpoints scoped per variant."""
-    curves = {}
+    with the variant's seconds, steps and world size; checkpoints scoped per variant. With
+    ``points``: a list of curves per point (each point's variant seconds are its batch's)."""
+    n_points = 1 if points is None else len(points)
+    curves: list[dict] = [{} for _ in range(n_points)]
     for v in exp.variants:
         sub = variant_experiment(exp, v)
+        sub_points = None if points is None else dataclasses.replace(
+            points, exps=tuple(variant_experiment(e, v) for e in points.exps))
         out: dict = {}
         t0, c0 = time.perf_counter(), compile_seconds()
         got = run_pipeline(sub, preset, seeds, v.budget(budget), root_seed, progress, clock, out,
-                           None if ckpt is None else ckpt.scoped(f"{v.label}."))
-        # Its size and speed (a resumed variant's seconds count only what this process ran).
-        got["seconds/wall"] = np.float64(time.perf_counter() - t0)
-        got["seconds/compile"] = np.float64(compile_seconds() - c0)
-        got["steps"] = np.int64(total_steps(sub, preset, seeds, v.budget(budget)))
-        wp = v.world.params()
-        got["world/max_steps"] = np.int64(wp.max_steps)
-        if hasattr(wp, "size"):
-            got["world/size"] = np.int64(wp.size)
-        curves.update({f"variant/{v.label}/{k}": x for k, x in got.items()})
+                           None if ckpt is None else ckpt.scoped(f"{v.label}."), sub_points)
+        for c, g in zip(curves, [got] if points is None else got):
+            # Its size and speed (a resumed variant's seconds count only what this process ran).
+            g["seconds/wall"] = np.float64(time.perf_counter() - t0)
+            g["seconds/compile"] = np.float64(compile_seconds() - c0)
+            g["steps"] = np.int64(total_steps(sub, preset, seeds, v.budget(budget)))
+            wp = v.world.params()
+            g["world/max_steps"] = np.int64(wp.max_steps)
+            if hasattr(wp, "size"):
+                g["world/size"] = np.int64(wp.size)
+            c.update({f"variant/{v.label}/{k}": x for k, x in g.items()})
         params_out.setdefault("variant", {})[v.label] = out
-    return curves
+    return curves[0] if points is None else curves
 
 
 def variant_experiment(exp: Experiment, v) -> Experiment:

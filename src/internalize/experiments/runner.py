@@ -48,6 +48,25 @@ def run(exp: Experiment, preset: Preset, seeds: int | None, out: Path, *, quick:
     if state == "stored":
         return dict(report(folder, exp), folder=str(folder), reused=True)
     run_exp, run_preset = configure(exp, preset, s)
+    config = _start(folder, exp, preset, s, run_exp, quick, ref)
+    ckpt = Checkpoints(folder, checkpoint_every)
+    if state == "free":
+        ckpt.clear()
+    t0, c0 = time.perf_counter(), pipeline.compile_seconds()
+    clock = pipeline.PhaseClock()
+    params: dict = {}
+    curves = pipeline.run_pipeline(run_exp, run_preset, s.seeds, s.budget, s.seed, progress, clock, params_out=params,
+                                   ckpt=ckpt)
+    config.update(resumed_from=ckpt.resumed)  # checkpoints a crashed run was resumed from (none: one go)
+    _finish(folder, config, curves, params, clock, t0, c0)
+    ckpt.clear()
+    return dict(report(folder, exp), folder=str(folder), reused=False, resumed=ckpt.resumed)
+
+
+def _start(folder: Path, exp: Experiment, preset: Preset, s: Settings, run_exp: Experiment, quick: bool,
+           ref: str | None, **more) -> dict:
+    """A run's config.json, written first: a crash leaves a folder that names its computation, so
+    a rerun of the same command finds it (unfinished: no manifest) and computes it again in place."""
     ident = store.identity(exp, preset, s)
     config = {
         **ident,
@@ -64,22 +83,17 @@ def run(exp: Experiment, preset: Preset, seeds: int | None, out: Path, *, quick:
         "arms": [a.name for a in run_exp.arms],
         "devices": [str(d) for d in jax.devices()],
         "versions": results.versions(),
+        **more,
     }
-    # Written first: a crash leaves a folder that names its computation, so a rerun of the same
-    # command finds it (unfinished: no manifest) and computes it again in place.
     for name in (*store.STORED_FILES, results.MANIFEST):
         (folder / name).unlink(missing_ok=True)
     results.write_json(folder / "config.json", config)
-    ckpt = Checkpoints(folder, checkpoint_every)
-    if state == "free":
-        ckpt.clear()
-    t0, c0 = time.perf_counter(), pipeline.compile_seconds()
-    clock = pipeline.PhaseClock()
-    params: dict = {}
-    curves = pipeline.run_pipeline(run_exp, run_preset, s.seeds, s.budget, s.seed, progress, clock, params_out=params,
-                                   ckpt=ckpt)
-    config.update(resumed_from=ckpt.resumed,  # checkpoints a crashed run was resumed from (none: one go)
-                  wall_seconds=time.perf_counter() - t0, compile_seconds=pipeline.compile_seconds() - c0,
+    return config
+
+
+def _finish(folder: Path, config: dict, curves: dict, params: dict, clock, t0: float, c0: float) -> None:
+    """A finished run's files, its manifest (checksums) last."""
+    config.update(wall_seconds=time.perf_counter() - t0, compile_seconds=pipeline.compile_seconds() - c0,
                   phase_seconds=clock.seconds,  # {phase: {"wall", "compile"}}
                   peak_rss_gib=peak_rss_gib())  # of the process so far (experiments in one process share it)
     results.write_npz(folder / "curves.npz", curves)
@@ -87,5 +101,47 @@ def run(exp: Experiment, preset: Preset, seeds: int | None, out: Path, *, quick:
     results.write_msgpack(folder / "params.msgpack", params)
     results.write_json(folder / "config.json", config)
     results.write_manifest(folder, list(store.STORED_FILES))
-    ckpt.clear()
-    return dict(report(folder, exp), folder=str(folder), reused=False, resumed=ckpt.resumed)
+
+
+def run_batch(exp: Experiment, preset: Preset, points: list[Settings], out: Path, *, quick: bool = False,
+              hyper: tuple[str, ...] = (), progress: phases.Progress | None = None, ref: str | None = None,
+              report_runs: bool = True) -> list[dict]:
+    """Run points of a sweep (one experiment's settings that differ only in traced numbers, with
+    the same seeds and budget) as one batch: one program for all of them
+    (:class:`.pipeline.Points`), each point into a run folder of its own (named by its run id,
+    ``out/<experiment>-<run id>``), as :func:`run` would store it.
+
+    Points already stored (complete, checksums intact) are not rerun; the others run together.
+    A batch is not checkpointed within (a sweep resumes point by point). ``hyper``: the PPO
+    numbers each run is given as an array (:data:`internalize.learner.TRACED`; those the sweep
+    varies, so that a point's results do not depend on the points batched with it). Returns
+    each point's summary, in order.
+    """
+    out = Path(out)
+    folders = [store.run_folder(out, exp, preset, s, unique=True) for s in points]
+    todo = [i for i, (_, state) in enumerate(folders) if state != "stored"]
+    configured = [configure(exp, preset, s) for s in points]
+    configs = {}
+    if todo:
+        first = points[todo[0]]
+        for i in todo:
+            others = [folders[j][0].name for j in todo if j != i]
+            configs[i] = _start(folders[i][0], exp, preset, points[i], configured[i][0], quick, ref,
+                                batch={"points": len(todo), "with": others, "hyper": list(hyper)})
+            Checkpoints(folders[i][0]).clear()
+        t0, c0 = time.perf_counter(), pipeline.compile_seconds()
+        clock = pipeline.PhaseClock()
+        params: dict = {}
+        batch = pipeline.Points(tuple(configured[i][0] for i in todo), tuple(configured[i][1] for i in todo),
+                                tuple(hyper))
+        run_exp, run_preset = configured[todo[0]]
+        curves = pipeline.run_pipeline(run_exp, run_preset, first.seeds, first.budget, first.seed, progress, clock,
+                                       params_out=params, points=batch)
+        for i, c, p in zip(todo, curves, pipeline.split_params(params, len(todo))):
+            configs[i].update(resumed_from=[])
+            _finish(folders[i][0], configs[i], c, p, clock, t0, c0)
+    summaries = []
+    for i, (folder, state) in enumerate(folders):
+        summary = report(folder, exp) if report_runs or i in configs else {}
+        summaries.append(dict(summary, folder=str(folder), reused=i not in configs))
+    return summaries

@@ -113,17 +113,21 @@ def resolve_settings(exp: Experiment, preset: Preset, seeds: int | None = None, 
     return replace(s, seeds=seeds or s.seeds, seed=root_seed)
 
 
-def run_folder(out: Path, exp: Experiment, preset: Preset, settings: Settings) -> tuple[Path, str]:
+def run_folder(out: Path, exp: Experiment, preset: Preset, settings: Settings, *,
+               unique: bool = False) -> tuple[Path, str]:
     """Where this computation's results go, and what is there: ``(folder, state)``.
 
     ``out/<experiment>`` when it is free or holds this same computation, otherwise
     ``out/<experiment>-<run id>``: a changed declaration or setting gets a new folder and nothing
-    stored is overwritten, while the same one finds its results again.
+    stored is overwritten, while the same one finds its results again. ``unique``: always the
+    second (a sweep's points: each named by its computation alone, whichever runs first).
     """
     want = identity(exp, preset, settings)
     first, second = Path(out) / exp.name, Path(out) / f"{exp.name}-{run_id(want)}"
     state2 = _folder_state(second, want)
-    if state2 in ("stored", "broken"):  # found again, even if <experiment> has been freed since
+    if unique and state2 == "other":
+        raise ValueError(f"results folder {str(second)!r} holds something else; move it away")
+    if state2 in ("stored", "broken") or unique:  # found again, even if <experiment> has been freed since
         return second, state2
     state = _folder_state(first, want)
     if state != "other":

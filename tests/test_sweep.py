@@ -1,0 +1,214 @@
+"""Sweeps (issue 17): a grid in one command, points batched where only traced numbers differ,
+each point a run folder; the same sweep on a local Ray instance; resuming; bad grids.
+
+One tiny sweep (4 points: 2 learning rates x 2 leaving presences, 2 seeds, one update per
+phase, 2 points per program) is shared by the module's tests."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from internalize import caregivers, cli, presence, results
+from internalize.config import FAST, PRESETS
+from internalize.experiments import UNLEARNING, settings_for, sweep
+from internalize.learner import TRACED, Learner, RunSpec
+from internalize.phases import stack
+from internalize.worlds import coin
+
+TINY = ["unlearning", "--quick", "--seeds", "2", "--budget.socialize_steps", "2048", "--budget.autonomy_steps", "2048",
+        "--grid", "ppo.lr=1e-3,3e-3", "--grid", "presence.leave.start=0,0.5", "--batch", "2", "--no-progress"]
+
+
+def _sweep(out: Path, *extra: str) -> int:
+    return cli.main(["sweep", *TINY, "--out", str(out), *extra])
+
+
+def _curves(folder: Path) -> dict:
+    return results.read_npz(folder / "curves.npz")
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("sweep") / "local"
+    assert _sweep(out) == 0
+    return out
+
+
+def _record(out: Path) -> dict:
+    return json.loads((out / "sweep.json").read_text())
+
+
+def test_every_point_is_a_run_folder_and_the_sweep_writes_its_three_files(local, capsys):
+    rec = _record(local)
+    assert rec["grid"] == {"ppo.lr": [1e-3, 3e-3], "presence.leave.start": [0.0, 0.5]}
+    assert [p["settings"] for p in rec["points"]] == [
+        {"ppo.lr": lr, "presence.leave.start": st} for lr in (1e-3, 3e-3) for st in (0.0, 0.5)]
+    for p in rec["points"]:
+        folder = local / p["folder"]
+        assert not results.verify(folder), "a point's files must pass their checksums"
+        config = json.loads((folder / "config.json").read_text())
+        assert config["settings"]["ppo.lr"] == p["settings"]["ppo.lr"]
+        assert config["settings"]["presence.leave.start"] == p["settings"]["presence.leave.start"]
+        assert (folder / "summary.json").is_file()
+    # Per point, `list` sees the runs.
+    assert cli.main(["list", "--results", str(local)]) == 0
+    listed = capsys.readouterr().out
+    assert all(p["folder"] in listed for p in rec["points"])
+    table = results.read_parquet(local / "sweep.parquet")
+    assert {"ppo.lr", "presence.leave.start", "point", "seed", "metric", "value"} <= set(table)
+    assert set(table["point"].tolist()) == {0, 1, 2, 3} and set(table["seed"].tolist()) == {0, 1}
+    per_point = len(table["value"]) // 4
+    assert per_point >= 2 and len(table["value"]) == 4 * per_point
+    lr_of = {p["index"]: p["settings"]["ppo.lr"] for p in rec["points"]}
+    assert all(table["ppo.lr"][i] == lr_of[table["point"][i]] for i in range(len(table["point"])))
+    assert (local / "sweep.png").stat().st_size > 10_000
+
+
+def test_points_that_differ_in_traced_numbers_share_a_program_and_each_learns_with_its_own(local):
+    rec = _record(local)
+    assert rec["traced"] == ["ppo.lr", "presence.leave.start"]
+    assert [b["points"] for b in rec["batches"]] == [[0, 1], [2, 3]] and all(b["batched"] for b in rec["batches"])
+    c = {p["index"]: _curves(local / p["folder"]) for p in rec["points"]}
+    # Same seeds everywhere: the first rollout (before any learning) is the same for every point...
+    np.testing.assert_array_equal(c[0]["socialize/goals_per_episode"][:, 0], c[2]["socialize/goals_per_episode"][:, 0])
+    # ...but each point learned with its own rate, and left with its own presence.
+    assert not np.allclose(c[0]["socialize/pg_loss"], c[2]["socialize/pg_loss"])
+    assert np.all(c[0]["autonomy/presence"][:, 1:] == 0) and np.all(c[1]["autonomy/presence"][:, 1:] > 0)
+    # A point of the second batch names the point it ran with.
+    config = json.loads((local / rec["points"][3]["folder"] / "config.json").read_text())
+    assert config["batch"]["with"] == [rec["points"][2]["folder"]] and config["batch"]["hyper"] == ["lr"]
+
+
+def test_a_sweep_on_a_local_ray_instance_gives_bitwise_the_same_points(local, tmp_path):
+    pytest.importorskip("ray")
+    out = tmp_path / "ray"
+    assert _sweep(out, "--ray") == 0  # a Ray instance on this machine (its 2 CPUs), loopback only
+    rec, ref = _record(out), _record(local)
+    assert rec["ray"] == "local"
+    assert [p["folder"] for p in rec["points"]] == [p["folder"] for p in ref["points"]]
+    for p in rec["points"]:
+        a, b = _curves(out / p["folder"]), _curves(local / p["folder"])
+        assert set(a) == set(b)
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_a_stopped_sweep_computes_only_its_missing_and_damaged_points(local, tmp_path):
+    out = tmp_path / "resume"
+    shutil.copytree(local, out)
+    rec = _record(local)
+    second = [out / p["folder"] for p in rec["points"][2:]]
+    for f in second:  # the second batch never ran
+        shutil.rmtree(f)
+    damaged = out / rec["points"][0]["folder"] / "curves.npz"
+    blob = bytearray(damaged.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    damaged.write_bytes(bytes(blob))
+    kept = out / rec["points"][1]["folder"] / "curves.npz"
+    kept_time = kept.stat().st_mtime_ns
+    assert _sweep(out) == 0
+    again = _record(out)
+    assert [p["reused"] for p in again["points"]] == [False, True, False, False]
+    assert kept.stat().st_mtime_ns == kept_time  # an intact point is not touched
+    for p in again["points"]:
+        assert not results.verify(out / p["folder"])
+        a, b = _curves(out / p["folder"]), _curves(local / p["folder"])
+        for k in ("autonomy/goals_per_episode", "autonomy/pg_loss", "isr/test_mse"):
+            # The second batch reran as it first ran: bitwise. The damaged point reran alone (a
+            # batch of one): the same up to float32 rounding.
+            if p["index"] >= 2:
+                np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+            else:
+                np.testing.assert_allclose(a[k], b[k], rtol=1e-4, atol=1e-6, err_msg=k)
+
+
+def test_a_learning_rate_given_per_run_is_bitwise_the_configured_one():
+    cfg = dataclasses.replace(FAST.ppo, n_envs=2, n_steps=16, minibatch_size=16, n_epochs=2)
+    learner = Learner(cfg, coin.COIN)
+    wp = coin.coin_params(3)
+    keys = jax.random.split(jax.random.PRNGKey(0), 2)
+    fn = jax.jit(jax.vmap(lambda s, p: learner.chunk(s, p, jnp.int32(2), max_updates=2, collect=False)[:2]))
+
+    def run(hyper):
+        spec = stack([RunSpec(wp, caregivers.caregiver(), presence.present(), jnp.float32(0.0), (), hyper=h)
+                      for h in hyper])
+        state = jax.vmap(learner.init)(keys, spec.world)
+        return jax.tree.leaves(fn(state, spec))
+
+    own = {h: np.float32(getattr(cfg, h)) for h in TRACED}
+    plain, traced = run([{}, {}]), run([own, own])
+    for a, b in zip(plain, traced):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    other = run([own, dict(own, lr=np.float32(cfg.lr * 3))])
+    assert np.array_equal(np.asarray(other[0])[0], np.asarray(plain[0])[0])  # run 0: unchanged
+    assert not all(np.array_equal(np.asarray(a)[1], np.asarray(b)[1]) for a, b in zip(plain, other))
+
+
+def test_points_batch_by_what_they_change():
+    base = settings_for(UNLEARNING, PRESETS["fast"], quick=True)
+
+    def plan(*flags):
+        axes, _ = sweep.parse_axes(list(flags), {}, base)
+        points = sweep.plan(UNLEARNING, PRESETS["fast"], base, axes)
+        return sweep.batches(UNLEARNING, PRESETS["fast"], base, axes, points, max_batch=8)
+
+    assert plan("ppo.lr=1e-3,3e-3", "presence.socialize.start=1,0.5") == ([[0, 1, 2, 3]],
+                                                                         ("ppo.lr", "presence.socialize.start"))
+    # A network's width changes shapes: a program per width, the rates batched within each.
+    assert plan("ppo.hidden=32,32;64,64", "ppo.lr=1e-3,3e-3")[0] == [[0, 1], [2, 3]]
+    assert plan("ppo.n_epochs=2,4")[0] == [[0], [1]]
+
+
+def test_a_toml_file_of_lists_is_a_grid(tmp_path):
+    base = settings_for(UNLEARNING, PRESETS["fast"], quick=True)
+    path = tmp_path / "grid.toml"
+    path.write_text("[ppo]\nlr = [1e-3, 3e-3]\nhidden = [[32, 32], [64]]\nn_epochs = 2\n")
+    axes, fixed = sweep.parse_axes([], results_toml(path), base)
+    assert [(a.name, a.values) for a in axes] == [("ppo.lr", (1e-3, 3e-3)), ("ppo.hidden", ((32, 32), (64,)))]
+    assert fixed == {"ppo.n_epochs": 2}
+
+
+def results_toml(path):
+    from internalize.config import load_toml
+
+    return load_toml(path)
+
+
+@pytest.mark.parametrize("grid, message", [
+    (["ppo.lrr=1e-3,3e-3"], "unknown setting 'ppo.lrr' (did you mean ppo.lr?)"),
+    (["ppo.lr=1e-3,fast"], "setting ppo.lr: expected a number, got 'fast'"),
+    (["ppo.lr="], "--grid ppo.lr: no values"),
+    (["ppo.lr"], "--grid 'ppo.lr': expected NAME=V1,V2,..."),
+    (["ppo.lr=1e-3,1e-3"], "grid ppo.lr: a value is repeated"),
+    (["ppo.lr=1e-3", "ppo.lr=3e-3"], "--grid ppo.lr: ppo.lr is swept twice"),
+    (["seeds=1,2"], "seeds is not swept"),
+    (["ppo.lr=1e-3,-1"], "grid point ppo.lr=-1.0: ppo.lr must be positive"),
+    (["ppo.lr=" + ",".join(f"{i}e-4" for i in range(1, 10)), "ppo.clip=" + ",".join(f"0.{i}" for i in range(1, 9))],
+     "the grid has 72 points (9 x 8), more than 64; pass --yes to run it"),
+])
+def test_a_bad_grid_is_one_line_and_exit_2_and_writes_nothing(tmp_path, capsys, grid, message):
+    out = tmp_path / "out"
+    argv = ["sweep", "unlearning", "--quick", "--out", str(out), "--no-progress"]
+    for g in grid:
+        argv += ["--grid", g]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("internalize: error: ") and message in err and "\n" not in err
+    assert not out.exists()
+
+
+def test_another_sweep_into_the_same_folder_is_refused(local, tmp_path, capsys):
+    out = tmp_path / "other"
+    shutil.copytree(local, out)
+    before = (out / "sweep.json").read_bytes()
+    argv = ["sweep", *TINY[:-7], "--grid", "ppo.lr=1e-3,2e-3", "--out", str(out), "--no-progress"]
+    assert cli.main(argv) == 2
+    assert "holds another sweep" in capsys.readouterr().err
+    assert (out / "sweep.json").read_bytes() == before
