@@ -164,6 +164,8 @@ def test_points_batch_by_what_they_change():
     # A network's width changes shapes: a program per width, the rates batched within each.
     assert plan("ppo.hidden=32,32;64,64", "ppo.lr=1e-3,3e-3")[0] == [[0, 1], [2, 3]]
     assert plan("ppo.n_epochs=2,4")[0] == [[0], [1]]
+    assert plan("caregiver.goal_reward=0.4,1", "ppo.gamma=0.9,0.99")[0] == [[0, 1, 2, 3]]
+    assert plan("isr.lr=1e-3,3e-3")[0] == [[0], [1]]  # the ISR's fit holds its settings as constants
 
 
 def test_a_toml_file_of_lists_is_a_grid(tmp_path):
@@ -212,3 +214,43 @@ def test_another_sweep_into_the_same_folder_is_refused(local, tmp_path, capsys):
     assert cli.main(argv) == 2
     assert "holds another sweep" in capsys.readouterr().err
     assert (out / "sweep.json").read_bytes() == before
+
+
+def test_a_ray_address_where_nothing_answers_is_one_line_and_exit_2(tmp_path, capsys):
+    pytest.importorskip("ray")
+    out = tmp_path / "out"
+    argv = ["sweep", "unlearning", "--quick", "--grid", "ppo.lr=1e-3,3e-3", "--ray", "127.0.0.1:1", "--out", str(out)]
+    assert cli.main(argv) == 2
+    assert "--ray 127.0.0.1:1: could not start or join a Ray cluster" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_points_that_differ_in_the_caregiver_are_each_judged_by_their_own(tmp_path):
+    out = tmp_path / "cg"
+    argv = ["sweep", "isr_accuracy", "--quick", "--seeds", "2", "--budget.socialize_steps", "2048",
+            "--grid", "caregiver.goal_reward=0.4,1.0", "--out", str(out), "--no-progress"]
+    assert cli.main(argv) == 0
+    rec = _record(out)
+    assert [b["points"] for b in rec["batches"]] == [[0, 1]]
+    for p in rec["points"]:
+        c = _curves(out / p["folder"])
+        want = p["settings"]["caregiver.goal_reward"]
+        # What each point's ISR was fitted to, and the value map's truth, are its caregiver's.
+        assert np.nanmax(c["isr/test_target"]) == pytest.approx(want)
+        assert np.nanmax(c["valuemap/true"]) == pytest.approx(want)
+
+
+def test_evaluation_with_a_caregiver_per_run_is_each_run_judged_alone():
+    from internalize import phases
+
+    learner = Learner(FAST.ppo, coin.COIN)
+    wp = coin.coin_params(1)
+    keys = jax.random.split(jax.random.PRNGKey(3), 2)
+    params = jax.vmap(lambda k: learner.net.init(k, jnp.zeros((1,) + coin.COIN.obs_shape(wp), jnp.uint8)))(keys)
+    cgs = [caregivers.caregiver(0.4), caregivers.caregiver(1.0)]
+    both = phases.evaluate(learner, params, keys, [wp], stack(cgs), 8, int(wp.max_steps), per_run_caregiver=True)
+    for i, cg in enumerate(cgs):
+        alone = phases.evaluate(learner, jax.tree.map(lambda x: x[i:i + 1], params), keys[i:i + 1], [wp], cg, 8,
+                                int(wp.max_steps))
+        for a, b in zip(both, alone):
+            np.testing.assert_allclose(a[i], b[0], rtol=1e-6)

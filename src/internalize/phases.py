@@ -229,18 +229,28 @@ def autonomy(learner: Learner, state: RunState, keys: jax.Array, spec: RunSpec, 
 
 
 def evaluate(learner: Learner, params, keys: jax.Array, worlds: list, cg, episodes: int,
-             max_steps: int) -> tuple[np.ndarray, np.ndarray]:
+             max_steps: int, *, per_run_caregiver: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Evaluate every run's policy on every world in ``worlds`` with the caregiver's reward.
 
-    params: ``[runs]``; keys: ``[runs]``. Returns (returns, goals), ``[runs, worlds, episodes]``.
+    params: ``[runs]``; keys: ``[runs]``; ``cg``: one caregiver for all runs, or with
+    ``per_run_caregiver`` one per run (leading ``[runs]``: a sweep's points batched). Returns
+    (returns, goals), ``[runs, worlds, episodes]``.
     """
     wstack = stack(worlds)
+    runs = keys.shape[0]
+    if per_run_caregiver:
+        def judged(p, k, c):
+            ks = jax.random.split(k, len(worlds))
+            return jax.vmap(lambda kk, w: learner.evaluate(p, kk, w, c, episodes, max_steps))(ks, wstack)
+
+        fn = jax.jit(devices.per_device(jax.vmap(judged), sharded=(0, 1, 2)))
+        ret, goals = devices.unpad(fn(*devices.shard((params, keys, cg), runs)), runs)
+        return np.asarray(ret), np.asarray(goals)
 
     def per_run(p, k):
         ks = jax.random.split(k, len(worlds))
         return jax.vmap(lambda kk, w: learner.evaluate(p, kk, w, cg, episodes, max_steps))(ks, wstack)
 
-    runs = keys.shape[0]
     fn = jax.jit(devices.per_device(jax.vmap(per_run), sharded=(0, 1)))
     ret, goals = devices.unpad(fn(*devices.shard((params, keys), runs)), runs)
     return np.asarray(ret), np.asarray(goals)

@@ -55,6 +55,9 @@ class Points:
     exps: tuple[Experiment, ...]
     presets: tuple[Preset, ...]
     hyper: tuple[str, ...] = ()
+    caregivers: bool = False
+    """The points' caregivers may differ in their numbers: evaluation then gives each run its own,
+    and the curves made from the caregiver's reward (value maps, sweeps) are made per point."""
 
     def __len__(self) -> int:
         return len(self.exps)
@@ -198,11 +201,17 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
     clock = clock or PhaseClock()
     env = exp.socialize_world.env
     groups, arm_group = exp.socializations()
-    group_cgs = [cg for cg, _ in groups]
-    # Caregivers of different classes ride one batch as switches (one class: unchanged).
-    unified = caregivers.unify([*group_cgs, *(exp.arm_caregiver(a) for a in exp.arms)])
-    groups_b, arm_cg_b = unified[:len(groups)], unified[len(groups):]
     n_groups = len(groups)
+
+    def unified_caregivers(e: Experiment) -> tuple[list, list]:
+        # Caregivers of different classes ride one batch as switches (one class: unchanged).
+        gs = e.socializations()[0]
+        unified = caregivers.unify([*(cg for cg, _ in gs), *(e.arm_caregiver(a) for a in e.arms)])
+        return unified[:len(gs)], unified[len(gs):]
+
+    point_cgs = [unified_caregivers(e) for e in point_exps]  # (groups', arms' caregivers) of each point
+    groups_b, arm_cg_b = point_cgs[0]
+    per_point_curves: list[dict] = [{} for _ in range(n_points)]  # curves that depend on the point, not the seed
     rm_cfg = exp.isr_config(preset) if exp.isr_config else preset.isr
     soc_world = exp.socialize_world.params()
     arms = exp.arms
@@ -253,7 +262,7 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
         for j, idx in enumerate(seed_batches):
             idx = np.asarray(idx)
             stag = tag if len(seed_batches) == 1 else f"{tag}.s{j}"
-            specs = [RunSpec(soc_world, caregivers.as_arrays(groups_b[g]),
+            specs = [RunSpec(soc_world, caregivers.as_arrays(point_cgs[point_of(r)][0][g]),
                              presence_.from_spec(point_groups[point_of(r)][g][1], budget.socialize_steps),
                              jnp.float32(0.0), (), hyper=hyper(r))
                      for r in idx for g in gs]
@@ -304,9 +313,16 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
         full = jax.tree.map(lambda x: x[:, -1], fitted.params)
         for k, v in _value_map(exp, model, full, root_seed, soc_world, groups_b).items():
             curves[f"valuemap/{k}"] = per_seed(v) if k == "pred" else v
+        if points is not None and points.caregivers:  # each point's caregivers' rewards
+            for p in range(n_points):
+                per_point_curves[p]["valuemap/true"] = _value_map(point_exps[p], model, full, root_seed, soc_world,
+                                                                  point_cgs[p][0], truth_only=True)["true"]
     if exp.isr_sweep_layouts:
         pred, target, index = _sweep(exp, model, fitted, root_seed, soc_world)
         curves["sweep/pred"], curves["sweep/target"], curves["sweep/index"] = per_seed(pred), target, index
+        if points is not None and points.caregivers:
+            for p in range(n_points):
+                per_point_curves[p]["sweep/target"] = _sweep(point_exps[p], model, fitted, root_seed, soc_world)[1]
     for k, v in soc.metrics.items():
         curves[f"socialize/{k}"] = per_seed(v)
     if n_groups > 1:
@@ -331,7 +347,8 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
                                                                            target_var[r]))
                 arm_updates[a][s_], fired[s_, a] = decision_updates[k], ok
     if not arms or budget.autonomy_steps <= 0:
-        return curves if points is None else split_points(curves, n_points)
+        return curves if points is None else [{**c, **e} for c, e in zip(split_points(curves, n_points),
+                                                                          per_point_curves)]
 
     # Autonomy: seeds x arms (run = seed * A + arm), in two programs: the arms whose condition
     # uses the reward model, and the others (whose R_i would be multiplied by 0).
@@ -376,7 +393,7 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
             for i in idx:
                 c = conditions.get(arms[i].condition)
                 leave = presence_.from_spec(pe.arm_leave_presence(pe.arms[i]), budget.autonomy_steps)
-                specs.append(RunSpec(exp.arm_world(arms[i]).params(), caregivers.as_arrays(arm_cg_b[i]),
+                specs.append(RunSpec(exp.arm_world(arms[i]).params(), caregivers.as_arrays(point_cgs[point_of(r)][1][i]),
                                      c.presence(leave), jnp.float32(1.0 if c.uses_isr else 0.0), (),
                                      jnp.float32(exp.isr_replaces_reward), hyper=hyper(r)))
         spec_aut = phases.stack(specs)
@@ -407,9 +424,14 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
     if exp.eval_worlds:
         eval_params = [w.params() for w in exp.eval_worlds]
         with clock("evaluate"):
+            if points is not None and points.caregivers:  # each run judged by its point's caregiver
+                cg = phases.stack([caregivers.as_arrays(point_exps[point_of(r)].the_caregiver())
+                                   for r in range(seeds) for _ in range(n_arms)])
+            else:
+                cg = caregivers.as_arrays(exp.the_caregiver())
             ret, goals = phases.evaluate(plain, final_params, np.repeat(k_eval, n_arms, axis=0), eval_params,
-                                         caregivers.as_arrays(exp.the_caregiver()), exp.eval_episodes,
-                                         int(eval_params[0].max_steps))
+                                         cg, exp.eval_episodes, int(eval_params[0].max_steps),
+                                         per_run_caregiver=points is not None and points.caregivers)
         curves["eval/return"] = ret.reshape((seeds, n_arms) + ret.shape[1:])
         curves["eval/goals"] = goals.reshape((seeds, n_arms) + goals.shape[1:])
     traces: list[dict] = [{} for _ in range(n_points)]
@@ -425,7 +447,7 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
                     traces[p][f"trace/{i}/{k}"] = v
     if points is None:
         return {**curves, **traces[0]}
-    return [{**c, **t} for c, t in zip(split_points(curves, n_points), traces)]
+    return [{**c, **t, **e} for c, t, e in zip(split_points(curves, n_points), traces, per_point_curves)]
 
 
 def exp_model(exp: Experiment):
@@ -476,7 +498,7 @@ def _demonstrate(exp: Experiment, preset: Preset, model, rm_cfg, k_soc, steps: i
     learner = Learner(preset.ppo, env)
     run_exps = run_exps or [exp] * seeds  # each run's point (a sweep's batch), for its presence and PPO numbers
     run_hyper = run_hyper or [{}] * seeds
-    spec = phases.stack([RunSpec(wp, caregivers.as_arrays(exp.the_caregiver()), presence_.from_spec(
+    spec = phases.stack([RunSpec(wp, caregivers.as_arrays(e.the_caregiver()), presence_.from_spec(
         e.socialize_presence, steps), jnp.float32(0.0), (), hyper=h) for e, h in zip(run_exps, run_hyper)])
     bound = reward_models.bind(model, rm_cfg, env, wp, n_envs=preset.ppo.n_envs)
     return demonstrations.learn(learner, keys[:, 1], spec, demos, bound, steps, preset.updates_per_chunk, progress)
@@ -538,7 +560,8 @@ def _sweep(exp: Experiment, model, fitted, root_seed: int, soc_world):
 VALUE_MAP_SEED = 104729
 
 
-def _value_map(exp: Experiment, model, full, root_seed: int, soc_world, groups=None) -> dict[str, np.ndarray]:
+def _value_map(exp: Experiment, model, full, root_seed: int, soc_world, groups=None,
+               truth_only: bool = False) -> dict[str, np.ndarray]:
     """What each reward model (``full``: its params, leading axis runs) learned, as a picture's numbers: on one fixed
     layout of the socialization world, R_i of every forward step into each free cell from each
     side, beside each caregiver's reward there (what it means to reward, ``intended``, where it
@@ -564,8 +587,8 @@ def _value_map(exp: Experiment, model, full, root_seed: int, soc_world, groups=N
     def predict(params):
         return model.reward(params, obs, both)
 
-    pred = np.asarray(jax.jit(jax.vmap(predict))(full))  # [runs, M]
     width, height = np.asarray(layout.walls).shape
+    pred = None if truth_only else np.asarray(jax.jit(jax.vmap(predict))(full))  # [runs, M]
 
     def grid(values):  # [..., M] -> [..., W, H, 4]
         out = np.full(values.shape[:-1] + (width, height, 4), np.nan, np.float32)
@@ -575,6 +598,8 @@ def _value_map(exp: Experiment, model, full, root_seed: int, soc_world, groups=N
     if groups is None:  # the prediction alone
         return {"pred": grid(pred)}
     true = np.stack([np.asarray(jax.jit(truth)(caregivers.as_arrays(g))) for g in groups])  # [G, M]
+    if truth_only:
+        return {"true": grid(true)}
     maps = {"pred": grid(pred), "true": grid(true)}
     for f in dataclasses.fields(layout):
         maps[f"layout/{f.name}"] = np.asarray(getattr(layout, f.name))

@@ -104,8 +104,8 @@ def _finish(folder: Path, config: dict, curves: dict, params: dict, clock, t0: f
 
 
 def run_batch(exp: Experiment, preset: Preset, points: list[Settings], out: Path, *, quick: bool = False,
-              hyper: tuple[str, ...] = (), progress: phases.Progress | None = None, ref: str | None = None,
-              report_runs: bool = True) -> list[dict]:
+              hyper: tuple[str, ...] = (), per_run_caregiver: bool = False, progress: phases.Progress | None = None,
+              ref: str | None = None, report_runs: bool = True) -> list[dict]:
     """Run points of a sweep (one experiment's settings that differ only in traced numbers, with
     the same seeds and budget) as one batch: one program for all of them
     (:class:`.pipeline.Points`), each point into a run folder of its own (named by its run id,
@@ -114,8 +114,9 @@ def run_batch(exp: Experiment, preset: Preset, points: list[Settings], out: Path
     Points already stored (complete, checksums intact) are not rerun; the others run together.
     A batch is not checkpointed within (a sweep resumes point by point). ``hyper``: the PPO
     numbers each run is given as an array (:data:`internalize.learner.TRACED`; those the sweep
-    varies, so that a point's results do not depend on the points batched with it). Returns
-    each point's summary, in order.
+    varies, so that a point's results do not depend on the points batched with it);
+    ``per_run_caregiver``: the sweep varies the caregiver's numbers (each run is judged by its
+    own). Returns each point's summary, in order.
     """
     out = Path(out)
     folders = [store.run_folder(out, exp, preset, s, unique=True) for s in points]
@@ -127,13 +128,14 @@ def run_batch(exp: Experiment, preset: Preset, points: list[Settings], out: Path
         for i in todo:
             others = [folders[j][0].name for j in todo if j != i]
             configs[i] = _start(folders[i][0], exp, preset, points[i], configured[i][0], quick, ref,
-                                batch={"points": len(todo), "with": others, "hyper": list(hyper)})
+                                batch={"points": len(todo), "with": others, "hyper": list(hyper),
+                                       "per_run_caregiver": per_run_caregiver})
             Checkpoints(folders[i][0]).clear()
         t0, c0 = time.perf_counter(), pipeline.compile_seconds()
         clock = pipeline.PhaseClock()
         params: dict = {}
         batch = pipeline.Points(tuple(configured[i][0] for i in todo), tuple(configured[i][1] for i in todo),
-                                tuple(hyper))
+                                tuple(hyper), per_run_caregiver)
         run_exp, run_preset = configured[todo[0]]
         curves = pipeline.run_pipeline(run_exp, run_preset, first.seeds, first.budget, first.seed, progress, clock,
                                        params_out=params, points=batch)

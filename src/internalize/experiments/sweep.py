@@ -2,9 +2,10 @@
 
 A grid is a product of axes (``ppo.lr = 1e-3, 3e-3`` x ``presence.leave.start = 0, 0.5``).
 Points that differ only in numbers a run is given as arrays (:data:`TRACED`: PPO's learning rate
-and loss coefficients, every presence setting) share one compiled, vmapped program, as seeds
-and arms do (:class:`.pipeline.Points`); points that differ in anything else (a network's width,
-the number of environments, a world, a caregiver, the budget) run as programs of their own. A
+and loss coefficients, every presence setting, the caregiver's numbers) share one compiled,
+vmapped program, as seeds and arms do (:class:`.pipeline.Points`); points that differ in
+anything else (a network's width, the number of environments, a world, the ISR's settings,
+the budget) run as programs of their own. A
 batch is also cut where its runs would not fit in memory together (:mod:`.capacity`).
 
 Points run here one batch after another, or as Ray tasks (a local instance, or an existing
@@ -47,7 +48,7 @@ from .spec import Experiment, Settings, configure
 MAX_POINTS = 64
 """A grid of more points than this runs only when asked to (``--yes``)."""
 
-TRACED = tuple(f"ppo.{h}" for h in TRACED_PPO) + ("presence.*",)
+TRACED = tuple(f"ppo.{h}" for h in TRACED_PPO) + ("presence.*", "caregiver.*")
 """Settings whose points can share one program (their values reach a run as arrays)."""
 
 NOT_SWEPT = ("seeds",)  # --seeds sets every point's number of seeds
@@ -55,7 +56,7 @@ BOOTSTRAP = 200  # resamples of seeds for each claim's interval in sweep.png
 
 
 def is_traced(name: str) -> bool:
-    return name.startswith("presence.") or name in TRACED
+    return name.startswith(("presence.", "caregiver.")) or name in TRACED
 
 
 @dataclass(frozen=True)
@@ -262,7 +263,7 @@ def run_batch_task(task: dict) -> list[dict]:
     base = settings_for(exp, preset, quick=task["quick"])
     points = [cfg.override(base, values, parsed=True) for values in task["settings"]]
     got = run_batch(exp, preset, points, Path(task["out"]), quick=task["quick"], hyper=tuple(task["hyper"]),
-                    ref=task["ref"], report_runs=False)
+                    per_run_caregiver=task["caregivers"], ref=task["ref"], report_runs=False)
     return [{"folder": g["folder"], "reused": g["reused"], "host": os.uname().nodename} for g in got]
 
 
@@ -282,6 +283,7 @@ def run_sweep(exp: Experiment, preset: Preset, base: Settings, axes: tuple[Axis,
     points = plan(exp, preset, base, axes, max_points=max_points)
     groups, traced = batches(exp, preset, base, axes, points, max_batch=max_batch)
     hyper = hyper_names(traced)
+    per_run_caregiver = any(n.startswith("caregiver.") for n in traced)
     name = ref or exp.name
     for p in points:  # every folder is checked before any work starts
         store.run_folder(out, exp, preset, p.settings, unique=True)
@@ -290,17 +292,19 @@ def run_sweep(exp: Experiment, preset: Preset, base: Settings, axes: tuple[Axis,
         for b, idx in enumerate(groups):
             s0 = points[idx[0]].settings
             run_exp, run_preset = configure(exp, preset, s0)
-            total = pipeline.total_steps(run_exp, run_preset, s0.seeds, s0.budget) * len(idx)
+            todo = sum(store.run_folder(out, exp, preset, points[i].settings, unique=True)[1] != "stored" for i in idx)
+            total = pipeline.total_steps(run_exp, run_preset, s0.seeds, s0.budget) * todo
             cb = progress(f"{exp.name} batch {b + 1}/{len(groups)}", total) if progress else None
             got = run_batch(exp, preset, [points[i].settings for i in idx], out, quick=quick, hyper=hyper,
-                            progress=cb, ref=ref)
+                            per_run_caregiver=per_run_caregiver, progress=cb, ref=ref)
             for i, g in zip(idx, got):
                 done[i] = {"folder": g["folder"], "reused": g["reused"]}
             if on_batch:
                 on_batch(idx, [done[i] for i in idx])
     else:
         tasks = [{"experiment": name, "ref": ref, "preset": preset.name, "quick": quick, "out": str(out.resolve()),
-                  "hyper": list(hyper), "settings": [settings_values(points[i].settings) for i in idx]}
+                  "hyper": list(hyper), "caregivers": per_run_caregiver,
+                  "settings": [settings_values(points[i].settings) for i in idx]}
                  for idx in groups]
         for idx, got in zip(groups, _run_on_ray(tasks, ray, ray_cpus, on_batch, groups)):
             for i, g in zip(idx, got):
@@ -341,11 +345,16 @@ def _run_on_ray(tasks: list[dict], address: str, cpus: int | None, on_batch, gro
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     started = not ray.is_initialized()
     if started:
-        if address == "local":  # this machine only, on the loopback interface
-            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
-                     _node_ip_address="127.0.0.1", configure_logging=False)
-        else:
-            ray.init(address=address, log_to_driver=False, configure_logging=False)
+        try:
+            if address == "local":  # this machine only, on the loopback interface
+                ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
+                         _node_ip_address="127.0.0.1", configure_logging=False)
+            else:
+                _reachable(address)
+                ray.init(address=address, log_to_driver=False, configure_logging=False)
+        except (ConnectionError, RuntimeError, ValueError, TimeoutError) as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise ValueError(f"--ray {address}: could not start or join a Ray cluster ({first})") from None
     try:
         remote = ray.remote(num_cpus=cpus or os.cpu_count() or 1, max_retries=1)(run_batch_task)
         refs = [remote.remote(t) for t in tasks]
@@ -362,6 +371,20 @@ def _run_on_ray(tasks: list[dict], address: str, cpus: int | None, on_batch, gro
     finally:
         if started:
             ray.shutdown()
+
+
+def _reachable(address: str, timeout: float = 5.0) -> None:
+    """ConnectionError unless a ``host:port`` address answers within ``timeout`` seconds (Ray
+    itself retries an unreachable head for minutes); other forms (``auto``, ``ray://``) pass."""
+    import socket
+
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "/" in address:
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise ConnectionError(f"nothing answers at {address} ({e.strerror or type(e).__name__})") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -389,7 +412,8 @@ def _collect(out: Path, record: dict, exp: Experiment | None):
     from .registry import experiment_of
 
     grid = list(record["grid"])
-    cols: dict[str, list] = {**{g: [] for g in grid}, "point": [], "folder": [], "seed": [], "metric": [], "value": []}
+    cols: dict[str, list] = {**{g: [] for g in grid}, "point": [], "folder": [], "seed": [], "index": [], "metric": [],
+                             "value": []}
     claims: list[dict] = []
     for p in record["points"]:
         folder = out / p["folder"]
@@ -397,12 +421,13 @@ def _collect(out: Path, record: dict, exp: Experiment | None):
         if summary is None:
             summary = report(folder, exp)
         for metric, values in _flat(summary["per_seed"]):
-            for seed, v in enumerate(values):
+            for seed, index, v in _rows(values, int(summary["seeds"])):
                 for g in grid:
                     cols[g].append(_cell(p["settings"][g]))
                 cols["point"].append(p["index"])
                 cols["folder"].append(p["folder"])
                 cols["seed"].append(seed)
+                cols["index"].append(index)
                 cols["metric"].append(metric)
                 cols["value"].append(float(v) if v is not None else math.nan)
         config = store.read_config(folder)
@@ -420,6 +445,22 @@ def _collect(out: Path, record: dict, exp: Experiment | None):
         except (TypeError, ValueError):
             pass
     return table, claims
+
+
+def _rows(values: list, seeds: int):
+    """(seed, index, value) rows of a summary's list: one per seed (a seed's own list, e.g. one
+    value per budget, gives a row per value, ``index`` its position), or, for a list that is not
+    one per seed (e.g. the budgets themselves), seed -1 and its position."""
+    if len(values) != seeds:
+        for j, v in enumerate(values):
+            yield -1, j, v
+        return
+    for seed, v in enumerate(values):
+        if isinstance(v, (list, tuple)):
+            for j, x in enumerate(v):
+                yield seed, j, x
+        else:
+            yield seed, 0, v
 
 
 def _cell(v: Any) -> Any:
