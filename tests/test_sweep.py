@@ -71,6 +71,23 @@ def test_every_point_is_a_run_folder_and_the_sweep_writes_its_three_files(local,
     assert (local / "sweep.png").stat().st_size > 10_000
 
 
+def test_report_rebuilds_a_sweeps_table_and_figure_from_the_points_files(local, tmp_path):
+    out = tmp_path / "rebuilt"
+    shutil.copytree(local, out)
+    before = results.read_parquet(out / "sweep.parquet")
+    (out / "sweep.parquet").unlink()
+    (out / "sweep.png").unlink()
+    assert cli.main(["report", "--results", str(out)]) == 0
+    after = results.read_parquet(out / "sweep.parquet")
+    assert set(after) == set(before)
+    for k in before:
+        if before[k].dtype.kind == "f":
+            np.testing.assert_array_equal(before[k], after[k], err_msg=k)
+        else:
+            assert before[k].tolist() == after[k].tolist(), k
+    assert (out / "sweep.png").is_file()
+
+
 def test_points_that_differ_in_traced_numbers_share_a_program_and_each_learns_with_its_own(local):
     rec = _record(local)
     assert rec["traced"] == ["ppo.lr", "presence.leave.start"]

@@ -560,6 +560,14 @@ def _cmd_report(args) -> None:
 
                 print(f"  TensorBoard: {logs.write_tensorboard(folder, args.tensorboard)}")
     print(f"report: {markdown.write(root)}")
+    if (root / "sweep.json").is_file():  # a sweep's folder: its table and figure too, from the points' files
+        from .experiments import sweep
+
+        try:
+            files = sweep.write_files(root, read_json(root / "sweep.json"))
+        except (OSError, ValueError, KeyError) as e:
+            raise UsageError(f"{root}/sweep.json: {e}") from None
+        print(f"sweep: rebuilt {', '.join(p.name for p in files[1:])}")
 
 
 def _cmd_reproduce(args) -> None:
