@@ -19,10 +19,11 @@ setup_jax()
 # The suite's longest test files (each over a minute on a cold compilation cache, 2 cores), run
 # first: pytest-xdist hands files to the workers in this order, and starting the long ones last
 # left one worker finishing alone for minutes.
-SLOW_FIRST = ("test_reproduction.py", "test_experiments_open.py", "test_experiments_open_ii.py", "test_reliability.py",
-              "test_experiments_reward_learners.py", "test_demonstrations.py", "test_docs_howto.py", "test_docs_quickstart.py",
-              "test_docs_own_world.py", "test_experiments_store.py", "test_cli.py", "test_learner.py",
-              "test_experiments_pipeline.py", "test_worlds_gymnax.py", "test_bench.py", "test_registry.py")
+SLOW_FIRST = ("test_reproduction.py", "test_experiments_open.py", "test_sweep.py", "test_experiments_open_ii.py",
+              "test_reliability.py", "test_experiments_reward_learners.py", "test_demonstrations.py",
+              "test_docs_howto.py", "test_docs_quickstart.py", "test_docs_own_world.py", "test_experiments_store.py",
+              "test_cli.py", "test_learner.py", "test_experiments_pipeline.py", "test_worlds_gymnax.py",
+              "test_bench.py", "test_registry.py")
 
 
 def pytest_configure(config):

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_cli import cli
 from test_registry import cli as cli_here
 
 TINY = ["--seeds", "2", "--budget.socialize-steps", "4096", "--budget.autonomy-steps", "2048",
@@ -24,7 +23,8 @@ CLAIMS = {
 @pytest.fixture(scope="module")
 def open_suite(tmp_path_factory):
     out = tmp_path_factory.mktemp("open")
-    proc = cli("reproduce", "--suite", "open", "--only", ",".join(CLAIMS), *TINY, "--results", str(out))  # issue 14's
+    # issue 14's command, in this process (an interpreter and JAX's start would cost seconds)
+    proc = cli_here("reproduce", "--suite", "open", "--only", ",".join(CLAIMS), *TINY, "--results", str(out))
     return out, proc
 
 

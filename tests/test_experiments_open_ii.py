@@ -119,23 +119,3 @@ def test_bad_designs_are_refused_before_anything_is_written(tmp_path, args, mess
     assert done.returncode == 2
     assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert not out.exists()
-
-
-def test_socializing_seeds_in_batches_changes_no_behaviour():
-    """``socialize_gib`` (scale's memory cap): seeds socialize a few at a time; every goal count
-    is bitwise the same as all at once, the rest agrees to float rounding."""
-    import dataclasses
-
-    from test_experiments_pipeline import PRESET, assert_same_behaviour
-
-    from internalize.experiments import EXPERIMENTS, Budget, run_pipeline
-    from internalize.experiments.pipeline import seeds_per_batch
-
-    exp = dataclasses.replace(EXPERIMENTS["unlearning"], arms=(EXPERIMENTS["unlearning"].arms[1:]))  # none, isr
-    small = dataclasses.replace(exp, socialize_gib=1e-6)
-    assert seeds_per_batch(small, PRESET, 2, Budget(1024, 512), 1) == 1
-    assert seeds_per_batch(exp, PRESET, 2, Budget(1024, 512), 1) == 2
-    # (two seeds: one seed a batch is padded to the two devices' two runs, so one program serves both)
-    whole = run_pipeline(exp, PRESET, 2, Budget(1024, 512), root_seed=0)
-    batched = run_pipeline(small, PRESET, 2, Budget(1024, 512), root_seed=0)
-    assert_same_behaviour(batched, whole)

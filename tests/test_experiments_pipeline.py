@@ -98,6 +98,25 @@ def test_socializing_caregivers_in_batches_changes_no_behaviour(piped):
     assert_same_behaviour(batched, curves)
 
 
+def test_socializing_seeds_in_batches_changes_no_behaviour(piped):
+    """``socialize_gib`` (scale's memory cap): seeds socialize a few at a time, here inside
+    caregiver batches of unequal sizes (2 and 1); every goal count is bitwise the same as all at
+    once, the rest agrees to float rounding.
+
+    (One seed a batch of one or two caregivers is two runs, padded to two for the two devices:
+    the programs of the test above, loaded from the compilation cache, not compiled again.)"""
+    from internalize.experiments.pipeline import caregiver_batches, seeds_per_batch
+
+    exp, curves, _ = piped
+    small = dataclasses.replace(exp, socialize_gib=1e-6, caregivers_per_batch=2)
+    assert caregiver_batches(small) == [[0, 1], [2]]
+    assert seeds_per_batch(small, PRESET, 2, Budget(1024, 512), 2) == 1
+    assert seeds_per_batch(small, PRESET, 2, Budget(1024, 512), 1) == 1
+    assert seeds_per_batch(exp, PRESET, 2, Budget(1024, 512), 3) == 2
+    batched = run_pipeline(small, PRESET, 2, Budget(1024, 512), root_seed=0)
+    assert_same_behaviour(batched, curves)
+
+
 def assert_same_behaviour(got: dict, want: dict) -> None:
     """The same curves: goal and forward counts bitwise, the rest to float rounding."""
     assert sorted(got) == sorted(want)

@@ -27,8 +27,7 @@ LEARNERS = ("isr", "isr_ensemble", "preference", "irl", "bc")
 
 @pytest.fixture(scope="module")
 def side_by_side():
-    # (two seeds, these budgets and the tiny preset: the programs of isr and of an arm without a
-    # reward model are those test_experiments_open_ii compiles, loaded from the cache)
+    # (two seeds, these budgets and the tiny preset of test_experiments_pipeline)
     exp = dataclasses.replace(
         EXPERIMENTS["unlearning"],
         arms=(Arm("isr"), Arm("isr", label="irl", reward_model="irl"), Arm("none", label="bc", reward_model="bc")),

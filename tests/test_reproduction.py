@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from test_cli import cli
+from test_registry import cli as cli_here
 
 GOLDEN = Path(__file__).parent / "golden"
 GOLDEN_ARGS = ["--seeds", "2", "--socialize-steps", "8192", "--autonomy-steps", "4096", "--no-progress"]
@@ -16,9 +17,12 @@ GOLDEN_ARGS = ["--seeds", "2", "--socialize-steps", "8192", "--autonomy-steps", 
 
 @pytest.fixture(scope="module")
 def tiny_reproduction(tmp_path_factory):
+    """The reproduction in a process of its own (the command as a user types it), then the same
+    command again in this process (it finds every result stored: an interpreter and JAX's start
+    would cost seconds, for no work)."""
     out = tmp_path_factory.mktemp("reproduce")
     first = cli("reproduce", *GOLDEN_ARGS, "--out", str(out))
-    second = cli("reproduce", *GOLDEN_ARGS, "--out", str(out))
+    second = cli_here("reproduce", *GOLDEN_ARGS, "--out", str(out))
     return out, first, second
 
 
@@ -121,7 +125,7 @@ def test_fast_preset_isr_is_an_mlp_except_out_of_distribution():
 
 def test_list_dir_shows_every_stored_run(tiny_reproduction):
     out, _, _ = tiny_reproduction
-    proc = cli("list", str(out))
+    proc = cli_here("list", str(out))
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
     assert lines[0].split()[:3] == ["run", "experiment", "preset"]
