@@ -18,16 +18,22 @@ import pytest
 from internalize import caregivers, cli, presence, results
 from internalize.config import FAST, PRESETS
 from internalize.experiments import UNLEARNING, settings_for, sweep
-from internalize.learner import TRACED, Learner, RunSpec
+from internalize.learner import TRACED, Learner, RunSpec, Transition
 from internalize.phases import stack
 from internalize.worlds import coin
 
-TINY = ["unlearning", "--quick", "--seeds", "2", "--budget.socialize_steps", "2048", "--budget.autonomy_steps", "2048",
-        "--grid", "ppo.lr=1e-3,3e-3", "--grid", "presence.leave.start=0,0.5", "--batch", "2", "--no-progress"]
+DOC = ["unlearning", "--quick", "--seeds", "2", "--budget.socialize_steps", "2048", "--budget.autonomy_steps", "2048",
+       "--grid", "ppo.lr=1e-3,3e-3", "--grid", "presence.leave.start=0,0.5"]  # docs/scaling.md's tiny sweep
+TINY = DOC + ["--batch", "2", "--no-progress"]  # two batches of two points (one program: the same shapes)
 
 
 def _sweep(out: Path, *extra: str) -> int:
     return cli.main(["sweep", *TINY, "--out", str(out), *extra])
+
+
+def test_the_docs_tiny_sweep_is_the_one_tested_here():
+    doc = " ".join((Path(__file__).parents[1] / "docs" / "scaling.md").read_text().replace("\\\n", " ").split())
+    assert "internalize sweep " + " ".join(DOC) in doc
 
 
 def _curves(folder: Path) -> dict:
@@ -121,51 +127,52 @@ def test_a_stopped_sweep_computes_only_its_missing_and_damaged_points(local, tmp
     out = tmp_path / "resume"
     shutil.copytree(local, out)
     rec = _record(local)
-    second = [out / p["folder"] for p in rec["points"][2:]]
-    for f in second:  # the second batch never ran
-        shutil.rmtree(f)
-    damaged = out / rec["points"][0]["folder"] / "curves.npz"
+    shutil.rmtree(out / rec["points"][2]["folder"])  # stopped before this point was written
+    damaged = out / rec["points"][3]["folder"] / "curves.npz"
     blob = bytearray(damaged.read_bytes())
     blob[len(blob) // 2] ^= 0xFF
     damaged.write_bytes(bytes(blob))
-    kept = out / rec["points"][1]["folder"] / "curves.npz"
-    kept_time = kept.stat().st_mtime_ns
+    kept = [out / p["folder"] / "curves.npz" for p in rec["points"][:2]]
+    kept_times = [k.stat().st_mtime_ns for k in kept]
     assert _sweep(out) == 0
     again = _record(out)
-    assert [p["reused"] for p in again["points"]] == [False, True, False, False]
-    assert kept.stat().st_mtime_ns == kept_time  # an intact point is not touched
+    assert [p["reused"] for p in again["points"]] == [True, True, False, False]
+    assert [k.stat().st_mtime_ns for k in kept] == kept_times  # intact points are not touched
     for p in again["points"]:
         assert not results.verify(out / p["folder"])
         a, b = _curves(out / p["folder"]), _curves(local / p["folder"])
-        for k in ("autonomy/goals_per_episode", "autonomy/pg_loss", "isr/test_mse"):
-            # The second batch reran as it first ran: bitwise. The damaged point reran alone (a
-            # batch of one): the same up to float32 rounding.
-            if p["index"] >= 2:
-                np.testing.assert_array_equal(a[k], b[k], err_msg=k)
-            else:
-                np.testing.assert_allclose(a[k], b[k], rtol=1e-4, atol=1e-6, err_msg=k)
+        assert set(a) == set(b)
+        for k in a:  # the missing and the damaged point reran as their batch first ran: bitwise
+            np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
 
 def test_a_learning_rate_given_per_run_is_bitwise_the_configured_one():
+    """PPO's learning step with its numbers given per run (RunSpec.hyper) against the config's
+    constants, on one made-up rollout: bitwise the same; another rate changes that run only."""
     cfg = dataclasses.replace(FAST.ppo, n_envs=2, n_steps=16, minibatch_size=16, n_epochs=2)
     learner = Learner(cfg, coin.COIN)
     wp = coin.coin_params(3)
     keys = jax.random.split(jax.random.PRNGKey(0), 2)
-    fn = jax.jit(jax.vmap(lambda s, p: learner.chunk(s, p, jnp.int32(2), max_updates=2, collect=False)[:2]))
+    state = jax.vmap(learner.init, in_axes=(0, None))(keys, wp)
+    rng = np.random.default_rng(0)
+    t, e = cfg.n_steps, cfg.n_envs
+    obs = rng.integers(0, 3, (2, t, e) + state.obs.shape[2:]).astype(np.uint8)
+    traj = Transition(obs, rng.integers(0, 3, (2, t, e)).astype(np.int32), -rng.random((2, t, e), np.float32),
+                      rng.random((2, t, e), np.float32), None, None, None, None, np.zeros((2, t, e), bool),
+                      rng.random((2, t, e)) < 0.1, obs[:, ::-1], None, None, None, None, None)
+    reward = rng.random((2, t, e), np.float32)
+    learn = jax.jit(jax.vmap(learner.learn))
 
-    def run(hyper):
-        spec = stack([RunSpec(wp, caregivers.caregiver(), presence.present(), jnp.float32(0.0), (), hyper=h)
-                      for h in hyper])
-        state = jax.vmap(learner.init)(keys, spec.world)
-        return jax.tree.leaves(fn(state, spec))
+    def leaves(hyper):
+        return [np.asarray(x) for x in jax.tree.leaves(learn(state, traj, reward, stack(hyper)))]
 
     own = {h: np.float32(getattr(cfg, h)) for h in TRACED}
-    plain, traced = run([{}, {}]), run([own, own])
+    plain, traced = leaves([{}, {}]), leaves([own, own])
     for a, b in zip(plain, traced):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    other = run([own, dict(own, lr=np.float32(cfg.lr * 3))])
-    assert np.array_equal(np.asarray(other[0])[0], np.asarray(plain[0])[0])  # run 0: unchanged
-    assert not all(np.array_equal(np.asarray(a)[1], np.asarray(b)[1]) for a, b in zip(plain, other))
+        np.testing.assert_array_equal(a, b)
+    other = leaves([own, dict(own, lr=np.float32(cfg.lr * 3))])
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(plain, other))  # run 0: unchanged
+    assert not all(np.array_equal(a[1], b[1]) for a, b in zip(plain, other))
 
 
 def test_points_batch_by_what_they_change():
@@ -227,7 +234,7 @@ def test_another_sweep_into_the_same_folder_is_refused(local, tmp_path, capsys):
     out = tmp_path / "other"
     shutil.copytree(local, out)
     before = (out / "sweep.json").read_bytes()
-    argv = ["sweep", *TINY[:-7], "--grid", "ppo.lr=1e-3,2e-3", "--out", str(out), "--no-progress"]
+    argv = ["sweep", *DOC[:8], "--grid", "ppo.lr=1e-3,2e-3", "--out", str(out), "--no-progress"]
     assert cli.main(argv) == 2
     assert "holds another sweep" in capsys.readouterr().err
     assert (out / "sweep.json").read_bytes() == before
