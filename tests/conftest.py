@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+# Every program the suite compiles is cached, the quick ones too: the suite's ~40 files and their
+# CLI subprocesses (which inherit this) compile many of the same small programs again otherwise.
+os.environ.setdefault("INTERNALIZE_JAX_CACHE_MIN_SECONDS", "0")
 setup_jax()
 
 

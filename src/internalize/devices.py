@@ -17,15 +17,21 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 def enable_compilation_cache() -> None:
     """JAX's persistent compilation cache (``INTERNALIZE_JAX_CACHE``, default
-    ``~/.cache/internalize/jax``), so a rerun (or a sweep's worker) does not compile again."""
+    ``~/.cache/internalize/jax``), so a rerun (or a sweep's worker) does not compile again.
+    Programs that compile in under ``INTERNALIZE_JAX_CACHE_MIN_SECONDS`` (default 0.5) are not
+    stored."""
     import os
     from pathlib import Path
 
     cache = os.environ.get("INTERNALIZE_JAX_CACHE", str(Path.home() / ".cache" / "internalize" / "jax"))
     try:
+        least = float(os.environ.get("INTERNALIZE_JAX_CACHE_MIN_SECONDS", "0.5"))
+    except ValueError:
+        least = 0.5
+    try:
         Path(cache).mkdir(parents=True, exist_ok=True)
         jax.config.update("jax_compilation_cache_dir", cache)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", least)
     except OSError:
         pass  # no cache is slower, not wrong
 
