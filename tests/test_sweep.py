@@ -195,10 +195,13 @@ def test_points_batch_by_what_they_change():
 def test_a_toml_file_of_lists_is_a_grid(tmp_path):
     base = settings_for(UNLEARNING, PRESETS["fast"], quick=True)
     path = tmp_path / "grid.toml"
-    path.write_text("[ppo]\nlr = [1e-3, 3e-3]\nhidden = [[32, 32], [64]]\nn_epochs = 2\n")
+    path.write_text("seeds = 3\n[ppo]\nlr = [1e-3, 3e-3]\nhidden = [[32, 32], [64]]\nn_epochs = 2\n")
     axes, fixed = sweep.parse_axes([], results_toml(path), base)
     assert [(a.name, a.values) for a in axes] == [("ppo.lr", (1e-3, 3e-3)), ("ppo.hidden", ((32, 32), (64,)))]
-    assert fixed == {"ppo.n_epochs": 2}
+    assert fixed == {"seeds": 3, "ppo.n_epochs": 2}
+    path.write_text("seeds = [2, 3]\n")
+    with pytest.raises(ValueError, match="seeds is not swept"):
+        sweep.parse_axes([], results_toml(path), base)
 
 
 def results_toml(path):

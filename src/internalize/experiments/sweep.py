@@ -101,7 +101,7 @@ def parse_axes(flags: list[str], table: dict[str, Any], base: Settings) -> tuple
             raise ValueError(f"--grid {name}: an empty value in {text!r}")
         axes[name] = tuple(cfg.parse_text(name, p, typ) for p in parts)
     for name, value in table.items():
-        if name in NOT_SWEPT:
+        if name in NOT_SWEPT and isinstance(value, list):
             raise ValueError(f"config: {name} is not swept (--seeds sets every point's number of seeds)")
         if name not in known:
             cfg.override(base, {name: value})  # the one-line unknown-setting error
