@@ -15,10 +15,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from internalize import caregivers, cli, presence, results
+from internalize import caregivers, cli, results
 from internalize.config import FAST, PRESETS
 from internalize.experiments import UNLEARNING, settings_for, sweep
-from internalize.learner import TRACED, Learner, RunSpec, Transition
+from internalize.learner import TRACED, Learner, Transition
 from internalize.phases import stack
 from internalize.worlds import coin
 
