@@ -10,6 +10,7 @@ What does not live here: the PPO update (:mod:`internalize.learner`), a reward m
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
 from dataclasses import dataclass
@@ -49,12 +50,35 @@ def repeat(tree: Any, times: int) -> Any:
     return jax.tree.map(lambda x: np.repeat(np.asarray(x), times, axis=0), tree)
 
 
+_SHARED: "collections.OrderedDict[tuple, Callable]" = collections.OrderedDict()
+SHARED_PROGRAMS = 12
+"""Compiled functions kept across learners of equal settings (the most recently used): a learner
+built again with the same config, world and reward model (the next batch of a sweep, a rerun in
+the same process) then neither traces nor compiles again."""
+
+
 def _cached(learner: Learner, key: tuple, build: Callable) -> Callable:
-    """A compiled function kept on its learner (built once, freed with it)."""
+    """A compiled function kept on its learner (built once, freed with it), and shared with later
+    learners of equal settings (:data:`SHARED_PROGRAMS`; settings that cannot be compared, e.g. a
+    world holding arrays, are not shared)."""
     cache = learner.__dict__.setdefault("_compiled", {})
-    if key not in cache:
-        cache[key] = build()
-    return cache[key]
+    if key in cache:
+        return cache[key]
+    ident = (learner.cfg, learner.env, learner.reward_model, key)
+    try:
+        fn = _SHARED.get(ident)
+    except (TypeError, ValueError):  # unhashable, or equality that is not a bool (arrays)
+        ident, fn = None, None
+    if fn is None:
+        fn = build()
+        if ident is not None:
+            _SHARED[ident] = fn
+            while len(_SHARED) > SHARED_PROGRAMS:
+                _SHARED.popitem(last=False)
+    else:
+        _SHARED.move_to_end(ident)
+    cache[key] = fn
+    return fn
 
 
 def _chunk_fn(learner: Learner, max_updates: int, collect: bool):

@@ -7,6 +7,7 @@ What does not live here: the computation (:mod:`.pipeline`), identity and folder
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import numpy as np
 from .. import config as cfg
 from .. import phases, results
 from ..checkpoints import DEFAULT_EVERY, Checkpoints
-from ..config import Preset
+from ..config import PPOConfig, Preset
 from . import pipeline, store
 from .report import report
 from .spec import Experiment, Settings, configure
@@ -137,6 +138,11 @@ def run_batch(exp: Experiment, preset: Preset, points: list[Settings], out: Path
         batch = pipeline.Points(tuple(configured[i][0] for i in todo), tuple(configured[i][1] for i in todo),
                                 tuple(hyper), per_run_caregiver)
         run_exp, run_preset = configured[todo[0]]
+        # The numbers every run is given (hyper) are never read from the batch's config: set them
+        # to the defaults, so that batches of a sweep share their compiled programs (phases._cached).
+        default = PPOConfig()
+        run_preset = dataclasses.replace(run_preset, ppo=dataclasses.replace(
+            run_preset.ppo, **{h: getattr(default, h) for h in hyper}))
         curves = pipeline.run_pipeline(run_exp, run_preset, first.seeds, first.budget, first.seed, progress, clock,
                                        params_out=params, points=batch)
         for i, c, p in zip(todo, curves, pipeline.split_params(params, len(todo))):

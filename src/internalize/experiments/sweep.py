@@ -509,9 +509,10 @@ def describe_batches(record: dict) -> str:
     """One line: how the points ran."""
     b = record["batches"]
     batched = [x for x in b if x["batched"]]
-    text = f"{len(record['points'])} points in {len(b)} program(s)"
+    text = f"{len(record['points'])} points in {len(b)} batch(es)"
     if batched:
-        text += f"; {sum(len(x['points']) for x in batched)} of them batched ({', '.join(str(len(x['points'])) for x in batched)} points per program)"
+        text += (f"; {sum(len(x['points']) for x in batched)} of them batched, one vmapped program per batch "
+                 f"({', '.join(str(len(x['points'])) for x in batched)} points)")
     return text
 
 
