@@ -82,7 +82,7 @@ def _cached(learner: Learner, key: tuple, build: Callable) -> Callable:
 
 
 def _chunk_fn(learner: Learner, max_updates: int, collect: bool):
-    """The compiled chunk of a learner, built once per learner (kept on it, freed with it)."""
+    """The compiled chunk of a learner, built once per learner's settings (:func:`_cached`)."""
     def one(state, spec, n):
         return learner.chunk(state, spec, n, max_updates=max_updates, collect=collect)
 
