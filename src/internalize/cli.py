@@ -333,6 +333,17 @@ def _print_claims(summary: dict) -> None:
         print(f"  {c['id']}: {mark} (value {c['value']:.3g}, {p_text})")
 
 
+def _setting_flags(args) -> dict[str, str]:
+    """The settings a command line names ({dotted name: text}): every --SETTING flag, and the
+    shorthands (--seeds, --seed, --socialize-steps, --autonomy-steps)."""
+    flags = {k[4:]: v for k, v in vars(args).items() if k.startswith("set:") and v is not None}
+    for key, value in (("seeds", args.seeds), ("seed", args.seed), ("budget.socialize_steps", args.socialize_steps),
+                       ("budget.autonomy_steps", args.autonomy_steps)):
+        if value is not None:
+            flags[key] = str(value)
+    return flags
+
+
 def _resolve(names: list[str], args) -> list[tuple]:
     """Each experiment's ``(declaration, preset, settings, reference)`` from its defaults, the
     TOML file and the flags, all checked (the memory check included, for commands that run)
@@ -347,11 +358,7 @@ def _resolve(names: list[str], args) -> list[tuple]:
         from_file = cfg.load_toml(args.config) if args.config else {}
     except ValueError as e:
         raise UsageError(str(e)) from None
-    flags = {k[4:]: v for k, v in vars(args).items() if k.startswith("set:") and v is not None}
-    for key, value in (("seeds", args.seeds), ("seed", args.seed), ("budget.socialize_steps", args.socialize_steps),
-                       ("budget.autonomy_steps", args.autonomy_steps)):
-        if value is not None:
-            flags[key] = str(value)
+    flags = _setting_flags(args)
     if len(names) > 1:
         worldly = [k for k in from_file if k.startswith(("world.", "caregiver."))]
         if worldly:
@@ -612,12 +619,7 @@ def _cmd_sweep(args) -> None:
     try:
         table = cfg.load_toml(args.config) if args.config else {}
         base = settings_for(exp, preset, quick=args.quick)
-        flags = {k[4:]: v for k, v in vars(args).items() if k.startswith("set:") and v is not None}
-        for key, value in (("seeds", args.seeds), ("seed", args.seed),
-                           ("budget.socialize_steps", args.socialize_steps),
-                           ("budget.autonomy_steps", args.autonomy_steps)):
-            if value is not None:
-                flags[key] = str(value)
+        flags = _setting_flags(args)
         axes, fixed = sweep.parse_axes(args.grid, table, base)
         both = [a.name for a in axes if a.name in flags]
         if both:

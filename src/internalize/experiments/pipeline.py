@@ -203,13 +203,12 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
     groups, arm_group = exp.socializations()
     n_groups = len(groups)
 
-    def unified_caregivers(e: Experiment) -> tuple[list, list]:
+    def unified_caregivers(e: Experiment, gs) -> tuple[list, list]:
         # Caregivers of different classes ride one batch as switches (one class: unchanged).
-        gs = e.socializations()[0]
         unified = caregivers.unify([*(cg for cg, _ in gs), *(e.arm_caregiver(a) for a in e.arms)])
         return unified[:len(gs)], unified[len(gs):]
 
-    point_cgs = [unified_caregivers(e) for e in point_exps]  # (groups', arms' caregivers) of each point
+    point_cgs = [unified_caregivers(e, gs) for e, gs in zip(point_exps, point_groups)]  # (groups', arms') of each point
     groups_b, arm_cg_b = point_cgs[0]
     per_point_curves: list[dict] = [{} for _ in range(n_points)]  # curves that depend on the point, not the seed
     rm_cfg = exp.isr_config(preset) if exp.isr_config else preset.isr

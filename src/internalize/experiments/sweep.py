@@ -161,16 +161,11 @@ def plan(exp: Experiment, preset: Preset, base: Settings, axes: tuple[Axis, ...]
 def signature(exp: Experiment, preset: Preset, point: Point, traced: tuple[str, ...], base: Settings) -> str:
     """What a point's program depends on: its settings with the traced ones set to the base's, and
     the shape of its socialization (which arms socialize together)."""
-    canon = cfg.override(point.settings, {n: getattr_dotted(base, n) for n in traced}, parsed=True)
+    own = settings_values(base)
+    canon = cfg.override(point.settings, {n: own[n] for n in traced}, parsed=True)
     run_exp, _ = configure(exp, preset, point.settings)
     shape = [run_exp.socializations()[1], [v.label for v in run_exp.variants]]
     return json.dumps([store.describe(canon), shape], sort_keys=True, default=str)
-
-
-def getattr_dotted(obj: Any, name: str) -> Any:
-    for part in name.split("."):
-        obj = getattr(obj, part)
-    return obj
 
 
 def batches(exp: Experiment, preset: Preset, base: Settings, axes: tuple[Axis, ...], points: list[Point], *,
