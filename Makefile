@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup reproduce test bench crosscheck clean
+.PHONY: setup reproduce test bench crosscheck clean chromium
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (Python 3.11 is required)"; exit 2; }
@@ -21,7 +21,16 @@ reproduce: $(STAMP)
 # The package's layers are checked first (import-linter, contracts in pyproject.toml). Test files
 # then run side by side on every core (pytest-xdist); a file's tests stay together, so its
 # module fixtures (e.g. one tiny reproduction shared by several tests) run once.
-test: $(STAMP)
+# The browser tests drive Debian's chromium with Playwright (its own browser download cannot
+# reach the network here); it is installed when missing and apt is there.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || { command -v sudo >/dev/null 2>&1 && echo sudo; })
+chromium:
+	@command -v chromium >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 \
+	  || $(SUDO) apt-get install -y -q chromium >/dev/null 2>&1 \
+	  || { $(SUDO) apt-get update -q >/dev/null 2>&1 && $(SUDO) apt-get install -y -q chromium >/dev/null 2>&1; } \
+	  || echo "warning: could not install chromium; the browser tests will fail"
+
+test: $(STAMP) chromium
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n auto --dist loadfile
 

@@ -27,6 +27,7 @@ What does not live here: any computation, file layout or claim (the package's mo
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -246,6 +247,28 @@ def _build_parser(argv: list[str] | None = None) -> _Parser:
     rd.add_argument("--episodes", type=_positive_int, default=1, help="episodes in the GIF (default 1)")
     rd.add_argument("--gif", "--out", dest="gif", type=Path, default=None,
                     help="GIF path (default <run folder>/render_<condition>_<phase>_seed<seed>.gif); --out is the same")
+
+    ca = sub.add_parser("caregiver-app", help="a browser app where a person is the caregiver (serve), "
+                                              "or all its sessions as one Parquet table (export)")
+    ca.add_argument("action", nargs="?", choices=("serve", "export"), default="serve",
+                    help="serve (default): start the app; export: write every judgement as Parquet")
+    ca.add_argument("--data", type=Path, default=Path("caregiver-data"), metavar="DIR",
+                    help="the study's folder: study.sqlite and each finished session's results (default caregiver-data)")
+    ca.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
+    ca.add_argument("--host", default="127.0.0.1",
+                    help="address to listen on (default 127.0.0.1, this machine only)")
+    ca.add_argument("--out", type=Path, default=None, metavar="FILE",
+                    help="export: the Parquet file (default DIR/judgements.parquet; an existing file is not overwritten)")
+    from .caregiver_app.study import StudyConfig
+
+    study_defaults = StudyConfig()
+    for f in dataclasses.fields(StudyConfig):
+        if f.name in ("isr_hidden",):
+            continue
+        kind = type(getattr(study_defaults, f.name))
+        ca.add_argument(f"--{f.name.replace('_', '-')}", dest=f"study:{f.name}", type=kind, default=None,
+                        help=f"study setting (default {getattr(study_defaults, f.name)}); a --data folder keeps "
+                             "the settings it was made with")
 
     rep = sub.add_parser("report", help="rebuild summaries and figures from stored results")
     rep.add_argument("dir", nargs="?", type=Path, default=None, metavar="DIR", help="same as --results DIR")
@@ -678,6 +701,66 @@ def _cmd_bench(args) -> None:
         raise UsageError(str(e)) from None
 
 
+def _port(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = -1
+    if not 1 <= v <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number in 1..65535, got {text!r}")
+    return v
+
+
+def _cmd_caregiver_app(args) -> None:
+    from .caregiver_app import db, study
+    from .results import check_writable_dir
+
+    if args.action == "export":
+        if not (args.data / db.FILE).is_file():
+            raise UsageError(f"no study in {str(args.data)!r} (no {db.FILE})")
+        out = args.out or args.data / "judgements.parquet"
+        if out.exists():
+            raise UsageError(f"{str(out)!r} exists; name another file with --out")
+        store = db.Store.open_existing(args.data)
+        n = store.export(out)
+        print(f"{n} judgements of {len(store.sessions())} sessions: {out}")
+        return
+    given = {k.split(":", 1)[1]: v for k, v in vars(args).items() if k.startswith("study:") and v is not None}
+    try:
+        cfg = study.StudyConfig(**given)
+        cfg.validate()
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    stored = db.Store.stored_study(args.data)
+    if stored is not None and not given:  # a study goes on with the settings it was made with
+        cfg = study.StudyConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in stored.items()})
+    try:
+        check_writable_dir(args.data)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((args.host, args.port))
+    except OSError as e:
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}") from None
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"internalize: warning: listening on {args.host}: anyone who can reach this machine on that "
+              "network can open the app and the study's data", file=sys.stderr)
+    setup_jax()
+    from .caregiver_app import server
+
+    try:
+        app = server.CaregiverApp(args.data, cfg)
+    except db.StudyMismatch as e:
+        raise UsageError(str(e)) from None
+    print(f"caregiver app: http://{args.host}:{args.port}/ (participants), http://{args.host}:{args.port}/study "
+          f"(researcher); data in {args.data}/", flush=True)
+    server.run(app, args.host, args.port)
+
+
 def main(argv: list[str] | None = None) -> int:
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)  # per-experiment lines appear as they happen, even in a log
@@ -711,6 +794,8 @@ def main(argv: list[str] | None = None) -> int:
             _cmd_bench(args)
         elif args.command == "sweep":
             _cmd_sweep(args)
+        elif args.command == "caregiver-app":
+            _cmd_caregiver_app(args)
     except UsageError as e:
         print(f"internalize: error: {e}", file=sys.stderr)
         return EXIT_USAGE

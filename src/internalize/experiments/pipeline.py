@@ -310,11 +310,11 @@ def run_pipeline(exp: Experiment, preset: Preset, seeds: int, budget: Budget, ro
     has_map = hasattr(exp.socialize_world, "value_map_steps")
     if has_map:
         full = jax.tree.map(lambda x: x[:, -1], fitted.params)
-        for k, v in _value_map(exp, model, full, root_seed, soc_world, groups_b).items():
+        for k, v in value_map(exp, model, full, root_seed, soc_world, groups_b).items():
             curves[f"valuemap/{k}"] = per_seed(v) if k == "pred" else v
         if points is not None and points.caregivers:  # each point's caregivers' rewards
             for p in range(n_points):
-                per_point_curves[p]["valuemap/true"] = _value_map(point_exps[p], model, full, root_seed, soc_world,
+                per_point_curves[p]["valuemap/true"] = value_map(point_exps[p], model, full, root_seed, soc_world,
                                                                   point_cgs[p][0], truth_only=True)["true"]
     if exp.isr_sweep_layouts:
         pred, target, index = _sweep(exp, model, fitted, root_seed, soc_world)
@@ -525,7 +525,7 @@ def _arm_diagnostics(curves, exp, arms, arm_models, isr_of_arm, fit_of_arm, fitt
         if m is None or isr_of_arm[i] is None:
             continue
         bound = reward_models.bind(m, rm_cfg, env, soc_world, **spec_kw)
-        pred = _value_map(exp, bound, isr_of_arm[i], root_seed, soc_world)["pred"]  # [S, W, H, 4]
+        pred = value_map(exp, bound, isr_of_arm[i], root_seed, soc_world)["pred"]  # [S, W, H, 4]
         if maps is None:
             maps = np.full((seeds, len(arms)) + pred.shape[1:], np.nan, np.float32)
         maps[:, i] = pred
@@ -559,7 +559,7 @@ def _sweep(exp: Experiment, model, fitted, root_seed: int, soc_world):
 VALUE_MAP_SEED = 104729
 
 
-def _value_map(exp: Experiment, model, full, root_seed: int, soc_world, groups=None,
+def value_map(exp: Experiment, model, full, root_seed: int, soc_world, groups=None,
                truth_only: bool = False) -> dict[str, np.ndarray]:
     """What each reward model (``full``: its params, leading axis runs) learned, as a picture's numbers: on one fixed
     layout of the socialization world, R_i of every forward step into each free cell from each
