@@ -273,7 +273,7 @@ class CaregiverApp:
                   "eval_episodes": cfg.eval_episodes, "folder": str(folder),
                   "claims": [{k: c[k] for k in ("id", "holds", "value", "p_value")} for c in summary["claims"]],
                   "after_episode": eng.show(outcome.params_after, sid, cfg.rounds, greedy=True, n=1)[0]}
-        self.store.done(sid, result)
+        self.store.done(sid, _finite(result))
 
     def _value_map_png(self, sid: int, isr_params, when: str) -> bytes:
         vm = self.engine.value_map(jax.tree.map(lambda x: np.asarray(x)[None], isr_params))
@@ -305,6 +305,17 @@ class CaregiverApp:
                          "value_map": f"/api/sessions/{s['id']}/value_map.png" if fit else None,
                          "judgements_total": n})
         return rows
+
+
+def _finite(obj):
+    """JSON-able data with every non-finite number as null (JSON has no NaN)."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    return obj
 
 
 # ---------------------------------------------------------------------------------------------
@@ -385,7 +396,7 @@ def build(app_state: CaregiverApp) -> Starlette:
         return JSONResponse(view, status_code=201 if new else 200)
 
     async def get_session(request: Request):
-        return JSONResponse(await run_in_threadpool(A.view, sid_of(request)))
+        return JSONResponse(_finite(await run_in_threadpool(A.view, sid_of(request))))
 
     async def get_episode(request: Request):
         return JSONResponse(await run_in_threadpool(A.episode, sid_of(request), int(request.path_params["idx"])))
@@ -418,7 +429,7 @@ def build(app_state: CaregiverApp) -> Starlette:
         return Response(png, media_type="image/png")
 
     async def study_rows(request: Request):
-        return JSONResponse({"study": dataclasses.asdict(A.cfg), "sessions": await run_in_threadpool(A.study_rows)})
+        return JSONResponse(_finite({"study": dataclasses.asdict(A.cfg), "sessions": await run_in_threadpool(A.study_rows)}))
 
     async def export(request: Request):
         def make() -> bytes:

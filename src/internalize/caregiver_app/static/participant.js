@@ -5,7 +5,7 @@
 "use strict";
 const $ = id => document.getElementById(id);
 const state = { sid: null, session: null, config: null, episode: null, ep: -1, t: -1, shownAt: 0,
-                paused: false, frameMs: 600, given: 0, playing: false };
+                paused: false, frameMs: 600, given: 0, pending: new Set() };
 
 async function api(method, path, body) {
   for (let attempt = 0; ; attempt++) {
@@ -62,6 +62,7 @@ async function watch() {
     else if (e < last) { e += 1; t = 0; }
     else break;
   }
+  await Promise.allSettled([...state.pending]);  // judgements on their way belong to this round
   state.session = await api("POST", `/api/sessions/${state.sid}/round-done`);
   await waitTraining();
 }
@@ -92,13 +93,16 @@ async function judge(value) {
   const canvas = $("world");
   canvas.classList.add(value > 0 ? "praise" : "disapprove");
   setTimeout(() => canvas.classList.remove("praise", "disapprove"), 250);
+  const sent = api("POST", `/api/sessions/${state.sid}/judgements`, body);
+  state.pending.add(sent);
   try {
-    await api("POST", `/api/sessions/${state.sid}/judgements`, body);
+    await sent;
     state.given += 1;
     $("given").textContent = `Judgements given: ${state.given}`;
     document.body.dataset.given = state.given;
     $("watch-error").textContent = "";
   } catch (e) { $("watch-error").textContent = e.message; }
+  finally { state.pending.delete(sent); }
 }
 
 async function waitTraining() {
