@@ -264,7 +264,9 @@ def test_a_killed_server_loses_no_judgement_and_the_participant_goes_on(tmp_path
     data, port = tmp_path / "study", free_port()
     base = f"http://127.0.0.1:{port}"
     cmd = [sys.executable, "-m", "internalize.cli", "caregiver-app", "--data", str(data), "--port", str(port),
-           "--rounds", "2", "--episodes-per-round", "2", "--round-steps", "4096", "--autonomy-steps", "4096"]
+           "--rounds", str(TINY.rounds), "--episodes-per-round", str(TINY.episodes_per_round),  # the fixture's programs
+           "--round-steps", str(TINY.round_steps), "--autonomy-steps", str(TINY.autonomy_steps),
+           "--eval-episodes", str(TINY.eval_episodes)]
 
     def start():
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=dict(os.environ))
@@ -312,11 +314,36 @@ def test_a_killed_server_loses_no_judgement_and_the_participant_goes_on(tmp_path
         assert s["status"] == "watching" and s["judgements"] == len(rows)
         last = s["shown"]["step"]
         assert last >= acked[-1][1]  # where the participant was
-        # ... and goes on from there: the next frame, a judgement of it, to the end of the round.
-        rec = participants.take_part(base, "kill-1", participants.coins, rounds=1, wait_training=False)
-        assert rec.rounds == 1
-        after = httpx.get(f"{base}/api/sessions/{s['id']}").json()
-        assert after["status"] in ("training", "watching") and after["round"] in (0, 1)
+        # ... and goes on from there: the next frame is shown, and judged.
+        with httpx.Client(base_url=base, timeout=30) as c:
+            e, t = (0, last + 1) if last + 1 < 20 else (1, 0)
+            assert c.post(f"/api/sessions/{s['id']}/shown", json={"episode": e, "step": t}).status_code == 200
+            r = c.post(f"/api/sessions/{s['id']}/judgements",
+                       json={"episode": e, "step": t, "value": -1, "delay_ms": 4, "client_id": "after-restart"})
+            assert r.status_code == 201
+            assert c.get(f"/api/sessions/{s['id']}").json()["judgements"] == len(rows) + 1
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)
+
+
+def test_the_command_refuses_bad_settings_with_one_line(tmp_path, capsys):
+    port = str(free_port())
+    cases = [(["--rounds", "0"], "rounds must be at least 1"),
+             (["--reward-model", "magic"], "reward_model must be one of"),
+             (["--port", "70000"], "port number"),
+             (["export", "--data", str(tmp_path / "none")], "no study in")]
+    for flags, says in cases:
+        argv = ["caregiver-app", *flags] if flags[0] == "export" else \
+            ["caregiver-app", "--data", str(tmp_path / "d"), "--port", port, *flags]
+        assert cli_main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert says in err and len(err.splitlines()) == 1, err
+    # A study folder keeps its settings: other flags are refused, and nothing in it changes.
+    data = tmp_path / "kept"
+    db.Store(data, {"made": "elsewhere"}).close()
+    before = (data / db.FILE).read_bytes()
+    assert cli_main(["caregiver-app", "--data", str(data), "--port", port, "--rounds", "3"]) == 2
+    assert "other settings" in capsys.readouterr().err and not (tmp_path / "d").exists()
+    assert (data / db.FILE).read_bytes() == before
+
