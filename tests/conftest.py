@@ -24,7 +24,8 @@ setup_jax()
 # left one worker finishing alone for minutes.
 SLOW_FIRST = ("test_reproduction.py", "test_experiments_open.py", "test_sweep.py", "test_experiments_open_ii.py",
               "test_reliability.py", "test_experiments_reward_learners.py", "test_demonstrations.py",
-              "test_docs_howto.py", "test_docs_quickstart.py", "test_docs_own_world.py", "test_experiments_store.py",
+              "test_docs_howto.py", "test_docs_quickstart.py", "test_docs_own_world.py", "test_caregiver_app.py",
+              "test_experiments_store.py",
               "test_cli.py", "test_learner.py", "test_experiments_pipeline.py", "test_worlds_gymnax.py",
               "test_bench.py", "test_registry.py")
 

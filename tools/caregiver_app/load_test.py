@@ -5,8 +5,10 @@ acknowledged judgement is stored as sent.
 
     .venv/bin/python tools/caregiver_app/load_test.py --participants 20 --seconds 30
 
-It starts the app itself (a fresh study in a temporary folder, the tests' tiny settings, rounds
-ending and training meanwhile) unless --url names a running one (then --data names its folder).
+It starts the app itself (a fresh study in a temporary folder, the default study settings;
+participants who end a round wait for its training, then go on) unless --url names a running one
+(then --data names its folder). --frame-ms paces each participant as a page would (default 0:
+as fast as the server answers, a worst case).
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=30.0)
     p.add_argument("--url", default=None, help="a running app (default: start one here)")
     p.add_argument("--data", type=Path, default=None, help="the running app's --data folder")
+    p.add_argument("--frame-ms", type=float, default=0.0, help="time each frame stays on screen (default 0)")
     args = p.parse_args()
     from internalize import devices
     from internalize.caregiver_app import db, participants
@@ -42,14 +45,14 @@ def main() -> None:
 
         devices.enable_compilation_cache()
         args.data = Path(tempfile.mkdtemp(prefix="caregiver-load-"))
-        cfg = study.StudyConfig(rounds=2, episodes_per_round=4, round_steps=16_384, autonomy_steps=32_768,
-                                eval_episodes=50)
+        cfg = study.StudyConfig()
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         server = uvicorn.Server(uvicorn.Config(app_server.build(app_server.CaregiverApp(args.data, cfg)),
                                                host="127.0.0.1", port=port, log_level="warning"))
-        threading.Thread(target=server.run, daemon=True).start()
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
         while not server.started:
             time.sleep(0.05)
         args.url = f"http://127.0.0.1:{port}"
@@ -57,21 +60,23 @@ def main() -> None:
     judge = lambda step: 1 if step["coin"] else -1  # noqa: E731
     with concurrent.futures.ThreadPoolExecutor(args.participants) as pool:
         records = list(pool.map(lambda i: participants.take_part(args.url, f"load-{os.getpid()}-{i}", judge,
-                                                                  until=until, wait_training=False),
+                                                                  until=until, frame_s=args.frame_ms / 1e3),
                                 range(args.participants)))
     rows = sqlite3.connect(args.data / db.FILE).execute("SELECT id, session, episode, step, value FROM judgements")
     stored = {r[0]: tuple(r[1:]) for r in rows}
     acked = [(r.session, *a) for r in records for a in r.acknowledged]
     lost = sum(stored.get(jid) != (sid, e, t, v) for sid, jid, e, t, v in acked)
     lat = 1e3 * np.concatenate([r.latencies for r in records])
-    out = {"participants": args.participants, "seconds": args.seconds, "cores": os.cpu_count(),
+    out = {"participants": args.participants, "seconds": args.seconds, "frame_ms": args.frame_ms,
+           "cores": os.cpu_count(),
            "judgements": len(acked), "per_second": len(acked) / args.seconds, "lost": lost,
            "rounds_finished": sum(r.rounds for r in records),
            "round_trip_ms": {"p50": float(np.median(lat)), "p95": float(np.percentile(lat, 95)),
                              "max": float(lat.max())}}
     print(json.dumps(out, indent=1))
-    if server is not None:
+    if server is not None:  # a clean stop: the app's worker ends after its current job
         server.should_exit = True
+        thread.join()
     raise SystemExit(1 if lost else 0)
 
 

@@ -50,6 +50,8 @@ from ..worlds import coin
 EXPERIMENT_REF = "internalize.caregiver_app.study:HUMAN_CAREGIVER"
 """How a session's results folder names its declaration (``internalize report`` finds it so)."""
 REFERENCE_SEED = 0
+PROGRESS_UPDATES = 2
+"""PPO updates per compiled call of a session's training (progress is reported between calls)."""
 """The scripted caregiver's learner runs the same protocol with this seed."""
 
 
@@ -323,8 +325,9 @@ class Engine:
               progress: Callable[[int], None] | None = None):
         """PPO on R_e + R_i of ``isr_params`` for ``steps`` environment steps (fresh environments,
         the network and optimizer going on). Returns (state, curves name -> [updates])."""
+        # Two updates per compiled call: the page's progress bar moves every 4,096 steps.
         res = phases.autonomy(self.learner, state, self.key(seed, 3, phase)[None], self._spec(isr_params), steps,
-                              self.preset.updates_per_chunk, progress)
+                              PROGRESS_UPDATES, progress)
         return res.state, {k: v[0] for k, v in res.metrics.items()}
 
     def evaluate(self, params, seed: int) -> np.ndarray:
