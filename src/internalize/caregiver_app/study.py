@@ -417,7 +417,7 @@ def analyze(curves: dict, config: dict) -> tuple[list[Claim], dict]:
     before, after = curves["human/goals_before"][0], curves["human/goals_after"][0]  # [E], [arms, E]
     person, scripted = after[0], after[1]
     _, p_keep = stats.ttest_ind(person, before)
-    _, p_vs = stats.ttest_ind(person, scripted)
+    _, p_vs = stats.ttest_ind(person, 0.9 * scripted, alternative="greater")
     kept = float(person.mean()) / float(before.mean()) if before.mean() > 0 else float("nan")
     claims = [
         Claim("person_persists",
@@ -427,10 +427,10 @@ def analyze(curves: dict, config: dict) -> tuple[list[Claim], dict]:
               test=T_TWO_SIDED + " over evaluation episodes (after vs before autonomy)",
               detail={"before": float(before.mean()), "after": float(person.mean()), "retained_fraction": kept}),
         Claim("person_vs_script",
-              "The person's learner reaches as many goals per episode after autonomy as the scripted caregiver's "
-              "learner under the same protocol.",
-              holds=bool(person.mean() >= scripted.mean() or p_vs >= 0.05), value=float(person.mean() - scripted.mean()),
-              p_value=p_vs, test=T_TWO_SIDED + " over evaluation episodes (person vs scripted)",
+              "The person's learner reaches at least 90% of the goals per episode of the scripted caregiver's "
+              "learner after autonomy, under the same protocol (non-inferiority, margin 10%).",
+              holds=bool(p_vs < 0.05), value=float(person.mean() - scripted.mean()), p_value=p_vs,
+              test=T_GREATER + " over evaluation episodes (person vs 0.9 x scripted)", margin=0.1 * float(scripted.mean()),
               detail={"person": float(person.mean()), "scripted": float(scripted.mean())}),
     ]
     per_seed = {"goals_before": before, "goals_after_person": person, "goals_after_scripted": scripted}
