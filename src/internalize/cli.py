@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import sys
 import time
@@ -287,6 +288,10 @@ def _build_parser(argv: list[str] | None = None) -> _Parser:
                    help="also measure throughput against runs batched (1-64) and world size (5-19)")
     b.add_argument("--profile", action="store_true",
                    help="also time one update by parts: environment, policy forward, PPO learning, ISR reward")
+    b.add_argument("--adapters", action="store_true",
+                   help="instead: the Gymnasium adapter (bare, wrapped), its vector env (N = 1, 16, 64) and the "
+                        "PettingZoo env, random actions; with --anchor, beside MiniGrid's coin world")
+    b.add_argument("--steps", type=_positive_int, default=6400, help="--adapters: env steps per case and repeat")
     b.add_argument("--no-sweep", action="store_true",
                    help="skip the sweep case (8 learning rates batched against one after another)")
     b.add_argument("--out", type=Path, default=None, help="write bench.json (and the scaling figure) here")
@@ -693,12 +698,34 @@ def _cmd_bench(args) -> None:
         except ValueError as e:
             raise UsageError(str(e)) from None
     setup_jax()
+    if args.adapters:
+        _bench_adapters(args, bench)
+        return
     try:
         bench.main(json_out=args.json, repeats=args.repeats, seeds=args.seeds, anchor=args.anchor,
                    anchor_steps=args.anchor_steps, scale=args.scaling, out=args.out, prof=args.profile,
                    sweep=not args.no_sweep)
     except RuntimeError as e:
         raise UsageError(str(e)) from None
+
+
+def _bench_adapters(args, bench) -> None:
+    try:
+        from .adapters import speed
+    except ImportError as e:
+        raise UsageError(f"--adapters needs the gymnasium and pettingzoo extras ({e})") from None
+    log = (lambda *a, **k: None) if args.json else print  # noqa: E731
+    script = bench.find_anchor_script() if args.anchor else None
+    log(f"adapters: random actions, {args.steps} env steps per case, median of {args.repeats} "
+        f"({os.cpu_count()} CPU cores)" + ("" if args.anchor else "; add --anchor PYTHON for MiniGrid beside them"))
+    try:
+        res = speed.measure(args.steps, args.repeats, args.anchor, script, log=log)
+    except RuntimeError as e:
+        raise UsageError(str(e)) from None
+    if args.out is not None:
+        from .results import write_json
+        write_json(Path(args.out) / "bench_adapters.json", res)
+    print(json.dumps(res, indent=2) if args.json else speed.render_table(res))
 
 
 def _port(text: str) -> int:

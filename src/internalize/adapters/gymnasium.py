@@ -42,30 +42,18 @@ import math
 from typing import Any
 
 import gymnasium
-import jax
-import jax.numpy as jnp
 import numpy as np
 from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
 
-from .. import caregivers, presence
 from ..worlds import coin as world
+from .tables import TableWorlds
 
 ENV_ID = "internalize/Coin-v0"
 _ENTRY_POINT = "internalize.adapters.gymnasium:CoinEnv"
-
-
-@jax.jit
-def _reset(key, params):
-    k_reset, k_next = jax.random.split(key)
-    obs, state = world.reset(k_reset, params)
-    return k_next, obs, state
-
-
-@jax.jit
-def _step(key, state, action, params):
-    k_step, k_next = jax.random.split(key)
-    obs, state, reward, terminated, truncated, info = world.step(k_step, state, action, params)
-    return k_next, obs, state, reward, terminated, truncated, info
+_VECTOR_ENTRY_POINT = "internalize.adapters.gymnasium:CoinVectorEnv"
+DEFAULT_GOAL_REWARD = 0.4
 
 
 def map_env_id(map_name: str) -> str:
@@ -87,9 +75,12 @@ class CoinEnv(gymnasium.Env):
         self.action_space = spaces.Discrete(world.N_ACTIONS)
         v = self.params.view
         self.observation_space = spaces.Box(0, 255, (v, v, 4), np.uint8)
-        self._key = None
-        self._state = None
+        # Stepped on the host from its layout's table (:mod:`internalize.adapters.tables`): no JAX
+        # dispatch per step. The caregiver's reward rides in the same table (CaregiverWrapper).
+        self._worlds = TableWorlds(1, self.params, DEFAULT_GOAL_REWARD)
+        self._started = False
         self._done = True
+        self._social = (0.0, 0.0)  # the last step's (R_s, utility with the caregiver present)
 
     @property
     def max_steps(self) -> int:
@@ -103,34 +94,38 @@ class CoinEnv(gymnasium.Env):
     @property
     def world_state(self) -> world.CoinState | None:
         """The underlying :class:`internalize.worlds.coin.CoinState` (JAX arrays); ``None`` before reset."""
-        return self._state
+        return self._worlds.state(0) if self._started else None
+
+    def set_goal_reward(self, goal_reward: float) -> None:
+        """The caregiver's praise for the goal, for the social reward and utility each step carries
+        (:class:`CaregiverWrapper` sets it); a layout already drawn is tabled again."""
+        self._worlds.set_goal_reward(goal_reward)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)  # reseeds self.np_random when seed is given
-        key = jnp.asarray(self.np_random.integers(0, 2 ** 32, size=2, dtype=np.uint32))
-        self._key, obs, self._state = _reset(key, self.params)
-        self._done = False
-        return np.array(obs, np.uint8), {"goal_reached": False, "forward": False}
+        key = self.np_random.integers(0, 2 ** 32, size=(1, 2), dtype=np.uint32)
+        obs = self._worlds.reset(np.zeros(1, np.int64), key)
+        self._started, self._done = True, False
+        return obs[0].copy(), {"goal_reached": False, "forward": False}
 
     def step(self, action: Any):
-        if self._state is None or self._done:
+        if not self._started or self._done:
             raise RuntimeError("the episode is over (or never started): call reset() first")
         if not self.action_space.contains(action):
             raise ValueError(f"invalid action {action!r} (space {self.action_space})")
-        self._key, obs, self._state, reward, terminated, truncated, info = _step(
-            self._key, self._state, jnp.int32(int(action)), self.params)
-        terminated, truncated = bool(terminated), bool(truncated)
+        obs, r_e, term, trunc, goal, fwd, r_s, u = self._worlds.step(np.asarray([int(action)], np.int32))
+        terminated, truncated = bool(term[0]), bool(trunc[0])
         self._done = terminated or truncated
-        infos = {"goal_reached": bool(info["goal_reached"]), "forward": bool(info["forward"])}
-        return np.array(obs, np.uint8), float(reward), terminated, truncated, infos
+        self._social = (float(r_s[0]), float(u[0]))
+        return obs[0], float(r_e[0]), terminated, truncated, {"goal_reached": bool(goal[0]), "forward": bool(fwd[0])}
 
     def render(self):
         if self.render_mode is None:
             gymnasium.logger.warn("render() called without a render_mode; make the env with render_mode='rgb_array'")
             return None
-        if self._state is None:
+        if not self._started:
             raise RuntimeError("call reset() first")
-        return world.render(self._state)
+        return world.render(self._worlds.state(0))
 
 
 class CaregiverWrapper(gymnasium.Wrapper, gymnasium.utils.RecordConstructorArgs):
@@ -169,7 +164,7 @@ class CaregiverWrapper(gymnasium.Wrapper, gymnasium.utils.RecordConstructorArgs)
             raise ValueError(f"goal_reward must be a finite number, got {goal_reward!r}")
         self.presence = p
         self.goal_reward = g
-        self.caregiver = caregivers.caregiver(goal_reward=g, waives_step_cost=True)
+        env.unwrapped.set_goal_reward(g)  # its steps carry this caregiver's reward, computed in the world's table
         self.caregiver_present = False
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -179,12 +174,11 @@ class CaregiverWrapper(gymnasium.Wrapper, gymnasium.utils.RecordConstructorArgs)
 
     def step(self, action: Any):
         obs, r_e, terminated, truncated, info = self.env.step(action)
-        goal = {"goal_reached": np.bool_(info["goal_reached"])}
-        r_s = float(caregivers.social_reward(self.caregiver, goal))
-        waive = float(caregivers.waived(self.caregiver, goal))
-        p = 1.0 if self.caregiver_present else 0.0
-        reward = float(presence.utility(r_e, r_s, 0.0, p, waive))
-        info = dict(info, social_reward=p * r_s, caregiver_present=self.caregiver_present)
+        # R_s and the utility with the caregiver present came with the step, from the layout's
+        # table (caregivers.social_reward and presence.utility, compiled once per layout).
+        r_s, u_present = self.env.unwrapped._social
+        reward = u_present if self.caregiver_present else r_e
+        info = dict(info, social_reward=r_s if self.caregiver_present else 0.0, caregiver_present=self.caregiver_present)
         return obs, reward, terminated, truncated, info
 
 
@@ -194,7 +188,201 @@ def register() -> None:
     ids.update({map_env_id(name): {"map_name": name} for name in world.NAMED_MAPS})
     for env_id, kwargs in ids.items():
         if env_id not in gymnasium.envs.registry:
-            gymnasium.register(id=env_id, entry_point=_ENTRY_POINT, kwargs=kwargs)
+            gymnasium.register(id=env_id, entry_point=_ENTRY_POINT, vector_entry_point=_VECTOR_ENTRY_POINT,
+                               kwargs=kwargs)
 
 
 register()
+
+
+def _vector_programs():
+    """The vector env's two compiled programs (built on first use)."""
+    import jax
+    import jax.numpy as jnp
+
+    from .. import caregivers, presence as presence_
+
+    @jax.jit
+    def step(keys, state, actions, present, params, goal_reward):
+        cg = caregivers.GoalPraise(goal_reward, waives_step_cost=True)
+        split = jax.vmap(jax.random.split)(keys)
+        k_step, k_next = split[:, 0], split[:, 1]
+        # world.step(k, s, a) is world.step_onto(world.draw_layout(k), s, a): the layouts are drawn
+        # (for every world, as the world would) only on the steps where some world reaches the goal.
+        hits = jax.vmap(world.reaches_goal)(state, actions)
+        draw = jax.vmap(world.draw_layout, in_axes=(0, None))
+        layouts = jax.lax.cond(hits.any(), lambda: draw(k_step, params),
+                               lambda: jax.tree.map(jnp.zeros_like, jax.eval_shape(draw, k_step, params)))
+
+        def one(lay, s, a, p):
+            obs, s, r_e, term, trunc, info = world.step_onto(lay, s, a, params)
+            r_s = caregivers.social_reward(cg, info)
+            pres = p.astype(jnp.float32)
+            reward = presence_.utility(r_e, r_s, 0.0, pres, caregivers.waived(cg, info))
+            flags = jnp.stack([r_e, term, trunc, info["goal_reached"], info["forward"], pres * r_s,
+                               reward]).astype(jnp.float32)
+            return s, obs, flags
+
+        state, obs, flags = jax.vmap(one)(layouts, state, actions, present)
+        return k_next, state, obs, flags
+
+    @jax.jit
+    def reset(keys, params):
+        def one(key):
+            k_reset, k_next = jax.random.split(key)
+            obs, s = world.reset(k_reset, params)
+            return k_next, s, obs
+
+        return jax.vmap(one)(keys)
+
+    @jax.jit
+    def put(keys, state, which, new_keys, new_state):
+        """Worlds ``which`` replaced (padding repeats an index with its own values)."""
+        return keys.at[which].set(new_keys), jax.tree.map(lambda a, b: a.at[which].set(b), state, new_state)
+
+    return step, reset, put
+
+
+_PROGRAMS: list = []
+
+
+class CoinVectorEnv(VectorEnv):
+    """``num_envs`` coin worlds stepped together in one compiled call
+    (``gymnasium.make_vec("internalize/Coin-v0", num_envs=N)``): the world's own step, vmapped,
+    with the caregiver's reward computed in the same program; one copy back to the host per step.
+
+    **Autoreset: same step** (``metadata["autoreset_mode"]`` is ``AutoresetMode.SAME_STEP``). A
+    world whose episode ends (truncation after ``max_steps``; it never terminates) is reset within
+    the same ``step``: the returned observation is the new episode's first, the ended episode's
+    last observation is ``infos["final_obs"][i]`` and its step's infos ``infos["final_info"]``
+    (each with its ``_`` mask, as Gymnasium's vector envs give them). The reward, terminated and
+    truncated returned for it are those of the ended episode's last step.
+
+    Rewards: R_e, as :class:`CoinEnv`. With ``presence`` (a probability) a caregiver joins each
+    world's episode with that probability (drawn at each reset, from this env's generator) and
+    the reward is the utility :class:`CaregiverWrapper` gives (``goal_reward`` on the goal, its
+    step cost waived, while present). Infos: ``goal_reached``, ``forward`` and, with a caregiver,
+    ``caregiver_present`` and ``social_reward`` (arrays over the worlds, with ``_`` masks).
+
+    Randomness: ``reset(seed=s)`` reseeds the env's generator; every reset of a world (the first,
+    and each autoreset) draws that world's JAX key from it, in order of the worlds, then the world
+    splits it step by step as :class:`CoinEnv` does. With ``num_envs=1`` the episodes are the
+    single env's for the same seed."""
+
+    metadata = {"render_modes": ["rgb_array"], "autoreset_mode": AutoresetMode.SAME_STEP}
+
+    def __init__(self, num_envs: int = 1, n_walls: int = 3, map_name: str | None = None, size: int = 5,
+                 max_steps: int | None = None, presence: float | None = None, goal_reward: float = DEFAULT_GOAL_REWARD,
+                 render_mode: str | None = None):
+        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+            raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+        if presence is not None and (isinstance(presence, bool) or not isinstance(presence, (int, float))
+                                     or not 0.0 <= presence <= 1.0):
+            raise ValueError(f"presence must be a probability in [0, 1] or None, got {presence!r}")
+        if isinstance(goal_reward, bool) or not isinstance(goal_reward, (int, float)) or not math.isfinite(goal_reward):
+            raise ValueError(f"goal_reward must be a finite number, got {goal_reward!r}")
+        if not _PROGRAMS:
+            _PROGRAMS.extend(_vector_programs())
+        self._step_fn, self._reset_fn, self._put_fn = _PROGRAMS
+        self.num_envs = int(num_envs)
+        self.params = world.coin_params(n_walls=n_walls, map_name=map_name, size=size, max_steps=max_steps)
+        self.render_mode = render_mode
+        self.presence = None if presence is None else float(presence)
+        self.goal_reward = np.float32(goal_reward)
+        v = self.params.view
+        self.single_observation_space = spaces.Box(0, 255, (v, v, 4), np.uint8)
+        self.single_action_space = spaces.Discrete(world.N_ACTIONS)
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self._keys = None  # uint32 [N, 2]: each world's next key (on the device, between steps)
+        self._state = None  # CoinState [N, ...] (on the device)
+        self._present = np.zeros(self.num_envs, bool)
+        self._absent = np.zeros(self.num_envs, bool)
+        self._everyone = np.ones(self.num_envs, bool)  # the infos' masks: every world (not to be changed)
+        self._everyone.flags.writeable = False
+
+    def _draw(self, which: np.ndarray):
+        """Reset worlds ``which``: keys from the generator (then presence); their observations."""
+        n = len(which)
+        keys = self.np_random.integers(0, 2 ** 32, size=(n, 2), dtype=np.uint32)
+        if self._state is None or n == self.num_envs:  # all of them (episodes end together): no scatter
+            self._keys, self._state, obs = self._reset_fn(keys, self.params)
+        else:
+            pad = 1
+            while pad < n:
+                pad *= 2  # calls for a few worlds are padded to a power of two: few compiled shapes
+            pad = min(pad, self.num_envs) - n
+            idx = np.concatenate([which, np.repeat(which[:1], pad)]).astype(np.int32)
+            keys = np.concatenate([keys, np.repeat(keys[:1], pad, 0)])
+            k_next, state, obs = self._reset_fn(keys, self.params)
+            self._keys, self._state = self._put_fn(self._keys, self._state, idx, k_next, state)
+        if self.presence is not None:
+            self._present[which] = self.np_random.random(n) < self.presence
+        return np.array(obs[:n])
+
+    def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None):
+        if isinstance(seed, (list, tuple)):
+            seed = seed[0] if seed else None  # one generator for all the worlds
+        super().reset(seed=seed)  # reseeds self.np_random when seed is given
+        self._state = None
+        every = np.arange(self.num_envs)
+        obs = self._draw(every)
+        infos = {"goal_reached": np.zeros(self.num_envs, bool), "_goal_reached": np.ones(self.num_envs, bool),
+                 "forward": np.zeros(self.num_envs, bool), "_forward": np.ones(self.num_envs, bool)}
+        if self.presence is not None:
+            infos.update(caregiver_present=self._present.copy(), _caregiver_present=np.ones(self.num_envs, bool))
+        return obs, infos
+
+    def step(self, actions):
+        if self._state is None:
+            raise RuntimeError("call reset() first")
+        actions = np.asarray(actions)
+        if actions.shape != (self.num_envs,) or actions.dtype.kind not in "iu" \
+                or actions.min() < 0 or actions.max() >= world.N_ACTIONS:
+            raise ValueError(f"actions must be {self.num_envs} integers in 0..{world.N_ACTIONS - 1}, "
+                             f"got {actions.dtype} {actions.shape}")
+        import jax
+
+        present = self._present if self.presence is not None else self._absent
+        self._keys, self._state, obs, flags = self._step_fn(self._keys, self._state, actions.astype(np.int32),
+                                                            present, self.params, self.goal_reward)
+        obs, flags = jax.device_get((obs, flags))  # one copy back per step
+        obs = np.array(obs)  # writable, the caller's
+        r_e, u = flags[:, 0], flags[:, 6]
+        term, trunc, goal, fwd = (flags[:, 1:5] != 0).T
+        everyone = self._everyone
+        infos = {"goal_reached": goal, "_goal_reached": everyone, "forward": fwd, "_forward": everyone}
+        if self.presence is not None:
+            infos.update(caregiver_present=self._present.copy(), _caregiver_present=everyone,
+                         social_reward=flags[:, 5].copy(), _social_reward=everyone)
+        reward = u if self.presence is not None else r_e
+        done = term | trunc
+        if done.any():
+            ended = np.flatnonzero(done)
+            final_obs = np.empty(self.num_envs, object)
+            for i in ended:
+                final_obs[i] = obs[i].copy()
+            final_info = {k: (v & done if k.startswith("_") else v.copy()) for k, v in infos.items()}
+            obs = np.array(obs)
+            obs[ended] = self._draw(ended)
+            if self.presence is not None:
+                infos["caregiver_present"] = self._present.copy()
+            infos.update(final_obs=final_obs, _final_obs=done.copy(), final_info=final_info, _final_info=done.copy())
+        return obs, reward, term, trunc, infos
+
+    def render(self):
+        if self.render_mode is None:
+            gymnasium.logger.warn("render() called without a render_mode; make the env with render_mode='rgb_array'")
+            return None
+        if self._state is None:
+            raise RuntimeError("call reset() first")
+        return tuple(world.render(self.world_state(i)) for i in range(self.num_envs))
+
+    def world_state(self, i: int) -> world.CoinState:
+        """World ``i``'s :class:`internalize.worlds.coin.CoinState` (NumPy arrays)."""
+        if self._state is None:
+            raise RuntimeError("call reset() first")
+        return world.CoinState(*(np.asarray(v)[i] for v in (self._state.walls, self._state.goal, self._state.pos,
+                                                             self._state.dir, self._state.t)))

@@ -76,10 +76,13 @@ def _reset(key, params):
 
 @jax.jit
 def _step(key, state, action, partner_action, params):
+    """One step, compiled whole; what the host needs comes back as three arrays (one copy)."""
     k_step, k_next = jax.random.split(key)
     obs, state, reward, terminated, truncated, info = prosocial.step_agents(k_step, state, action, partner_action,
                                                                            params)
-    return k_next, obs, state, reward, terminated, truncated, info, prosocial.encode_grid(state)
+    flags = jnp.stack([reward, terminated, truncated, info["goal_reached"], info["forward"], state.carrying,
+                       jnp.asarray(info["other_actions"]).reshape(-1)[0]]).astype(jnp.float32)
+    return k_next, state, obs, prosocial.encode_grid(state), flags
 
 
 _partner_policy = jax.jit(prosocial.partner_policy)
@@ -123,13 +126,14 @@ class ProsocialParallelEnv(ParallelEnv):
     # -- the episode ------------------------------------------------------------------------------
 
     def _observations(self, obs) -> dict[str, np.ndarray]:
-        return {LEARNER: np.array(obs, np.uint8), PARTNER: np.array(self._grid, np.uint8)}
+        return {LEARNER: np.array(obs, np.uint8), PARTNER: np.array(self._grid, np.uint8)}  # copies: the caller's
 
     def reset(self, seed: int | None = None, options: dict | None = None):
         if seed is not None:
             self._np_rng = np.random.default_rng(seed)
-        key = jnp.asarray(self._np_rng.integers(0, 2 ** 32, size=2, dtype=np.uint32))
-        self._key, obs, self._state, self._grid = _reset(key, self.params)
+        key = self._np_rng.integers(0, 2 ** 32, size=2, dtype=np.uint32)
+        self._key, obs, self._state, grid = _reset(key, self.params)
+        obs, self._grid = jax.device_get((obs, grid))
         self.agents = list(self.possible_agents)
         carrying = bool(self._state.carrying)
         infos = {a: {"goal_reached": False, "carrying": carrying} for a in self.agents}
@@ -146,17 +150,20 @@ class ProsocialParallelEnv(ParallelEnv):
             act[a] = int(actions[a])
             if not self._act_spaces[a].contains(act[a]):
                 raise ValueError(f"invalid action {actions[a]!r} for {a!r} (space {self._act_spaces[a]})")
-        self._key, obs, self._state, reward, terminated, truncated, info, self._grid = _step(
-            self._key, self._state, jnp.int32(act[LEARNER]), jnp.int32(act[PARTNER]), self.params)
-        goal = bool(info["goal_reached"])
+        # One compiled call and one copy back per step (no eager JAX op): the actions go in as
+        # NumPy scalars, the host's numbers come back packed in ``flags``.
+        self._key, self._state, obs, grid, flags = _step(
+            self._key, self._state, np.int32(act[LEARNER]), np.int32(act[PARTNER]), self.params)
+        obs, self._grid, flags = jax.device_get((obs, grid, flags))
+        reward, terminated, truncated, goal, forward, carrying, other = flags.tolist()
+        goal = bool(goal)
         shared = SHARED_REWARD if goal else 0.0
-        rewards = {LEARNER: float(reward) + shared, PARTNER: shared}
+        rewards = {LEARNER: float(np.float32(reward)) + shared, PARTNER: shared}
         terminated, truncated = bool(terminated), bool(truncated)
         # "carrying" describes the returned state: after an arrival the new layout starts without
         # the ball in hand (the world's info["carrying"] still describes the old layout there).
-        common = {"goal_reached": goal, "carrying": bool(self._state.carrying)}
-        infos = {LEARNER: dict(common, forward=bool(info["forward"]),
-                               other_actions=int(np.asarray(info["other_actions"])[0])),
+        common = {"goal_reached": goal, "carrying": bool(carrying)}
+        infos = {LEARNER: dict(common, forward=bool(forward), other_actions=int(other)),
                  PARTNER: dict(common)}
         observations = self._observations(obs)
         terminations = dict.fromkeys(self.agents, terminated)

@@ -402,15 +402,28 @@ def step(key: jax.Array, state: CoinState, action: jax.Array, params: CoinParams
     the caregiver's social reward is computed from ``info`` by :mod:`internalize.caregiver`.
     ``info``: ``goal_reached`` (stepped onto the goal; the layout was redrawn), ``forward``.
     """
+    return step_onto(draw_layout(key, params), state, action, params)
+
+
+def reaches_goal(state: CoinState, action: jax.Array) -> jax.Array:
+    """Whether ``action`` steps onto the goal (bool []): the steps that redraw the layout."""
+    action = jnp.asarray(action, jnp.int32)
+    front = state.pos + jnp.asarray(DIR_VEC)[state.dir]
+    return (action == FORWARD) & ~state.walls[front[0], front[1]] & jnp.all(front == state.goal)
+
+
+def step_onto(lay: Layout, state: CoinState, action: jax.Array, params: CoinParams):
+    """:func:`step` with the layout it draws given: ``step(key, ...)`` is
+    ``step_onto(draw_layout(key, params), ...)``. A batch of worlds that knows which of them
+    reach the goal (:func:`reaches_goal`) draws layouts only when one does (the adapters' vector env)."""
     action = jnp.asarray(action, jnp.int32)
     forward = action == FORWARD
     new_dir = jnp.where(action == LEFT, (state.dir + 3) % 4, jnp.where(action == RIGHT, (state.dir + 1) % 4, state.dir))
     front = state.pos + jnp.asarray(DIR_VEC)[state.dir]
     blocked = state.walls[front[0], front[1]]
     new_pos = jnp.where(forward & ~blocked, front, state.pos)
-    goal_reached = forward & ~blocked & jnp.all(new_pos == state.goal)
+    goal_reached = reaches_goal(state, action)
     # Reaching the goal draws a fresh layout; the step counter keeps running (SPEC 3).
-    lay = draw_layout(key, params)
     t = state.t + 1
     moved = CoinState(state.walls, state.goal, new_pos, new_dir, t)
     redrawn = CoinState(lay.walls, lay.goal, lay.pos, lay.dir, t)
