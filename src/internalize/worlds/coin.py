@@ -359,6 +359,24 @@ def _view_offsets(size: int) -> tuple[np.ndarray, np.ndarray]:
     return ox.astype(np.int32), oy.astype(np.int32)
 
 
+def egocentric(grid: jax.Array, pos: jax.Array, direction: jax.Array, size: int) -> jax.Array:
+    """The egocentric view ``[V, V, C]`` (V = 2 * size - 1) of a room's encoded grid ``[W, W, C]``
+    from ``pos`` facing ``direction``: view cell (i, j) is the grid at pos + (i - r) * forward +
+    (j - r) * right, r = size - 1 (:func:`_view_offsets`, the definition), zeros outside the room.
+
+    Computed as the crop of the zero-padded grid around the agent, turned to its facing: facing
+    +x the crop is the view, and each quarter turn of the facing turns the view the other way
+    (``rot90``). Bitwise the gather by :func:`_view_offsets` (tested on every world), without a
+    gather: about a fifth faster for a batch of worlds on this CPU.
+    """
+    r = size - 1
+    v = 2 * r + 1
+    padded = jnp.pad(grid, ((r, r), (r, r), (0, 0)))
+    crop = jax.lax.dynamic_slice(padded, (pos[0], pos[1], jnp.int32(0)), (v, v, grid.shape[-1]))
+    views = jnp.stack([crop, jnp.rot90(crop, -1), jnp.rot90(crop, 2), jnp.rot90(crop, 1)])
+    return views[direction]
+
+
 def encode_grid(state: CoinState) -> jax.Array:
     """MiniGrid encoding of the whole room, ``uint8 [W, H, 3]``, agent drawn in."""
     width = state.walls.shape[0]
@@ -379,11 +397,7 @@ def observe(state: CoinState, params: CoinParams) -> jax.Array:
     Planes: object type, colour, state (MiniGrid), and 0/1 "is goal". Cells outside the room
     are zeros. V = 2 * size - 1 (9 for the paper's room).
     """
-    r = params.size - 1
-    grid = jnp.pad(encode_grid(state), ((r, r), (r, r), (0, 0)))
-    ox, oy = _view_offsets(params.size)
-    ox, oy = jnp.asarray(ox)[state.dir], jnp.asarray(oy)[state.dir]
-    view = grid[state.pos[0] + r + ox, state.pos[1] + r + oy]
+    view = egocentric(encode_grid(state), state.pos, state.dir, params.size)
     is_goal = (view[..., 0] == OBJ_GOAL).astype(jnp.uint8)
     return jnp.concatenate([view, is_goal[..., None]], -1)
 

@@ -40,7 +40,7 @@ from flax import struct
 from .. import caregivers, env
 from . import coin
 from .coin import (COLOR_BLUE, COLOR_GREEN, COLOR_GREY, COLOR_PURPLE, COLOR_RED, DIR_VEC, OBJ_AGENT, OBJ_BALL,
-                    OBJ_EMPTY, OBJ_GOAL, OBJ_WALL, _triangle_mask, _view_offsets, draw_room)
+                    OBJ_EMPTY, OBJ_GOAL, OBJ_WALL, _triangle_mask, draw_room, egocentric)
 
 SIZE = 5  # interior side (SPEC 8: 5x5 interior, 7x7 room)
 WIDTH = SIZE + 2
@@ -307,11 +307,7 @@ def observe(state: ProsocialState, params: ProsocialParams) -> jax.Array:
     centre, the partner blue), colour, state (the learner's direction), and "carrying" (1 at
     the centre while the learner holds the ball). The cell in front is ``view[r + 1, r]``.
     """
-    r = params.size - 1
-    grid = jnp.pad(encode_grid(state), ((r, r), (r, r), (0, 0)))
-    ox, oy = _view_offsets(params.size)
-    ox, oy = jnp.asarray(ox)[state.dir], jnp.asarray(oy)[state.dir]
-    view = grid[state.pos[0] + r + ox, state.pos[1] + r + oy]
+    view = egocentric(encode_grid(state), state.pos, state.dir, params.size)
     v = 2 * params.size - 1
     centre = np.zeros((v, v), bool)
     centre[v // 2, v // 2] = True

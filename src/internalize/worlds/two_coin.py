@@ -24,7 +24,7 @@ from flax import struct
 from .. import caregivers, env
 from . import coin
 from .coin import (COLOR_BLUE, COLOR_GREY, COLOR_RED, DIR_VEC, FORWARD, N_ACTIONS, NAMED_MAPS, OBJ_AGENT, OBJ_BALL,
-                   OBJ_EMPTY, OBJ_WALL, CoinParams, _draw_layout_once, _reachable, _triangle_mask, _view_offsets,
+                   OBJ_EMPTY, OBJ_WALL, CoinParams, _draw_layout_once, _reachable, _triangle_mask, egocentric,
                    coin_params, draw_room)
 
 N_CHANNELS = 5
@@ -126,13 +126,7 @@ def observe(state: TwoCoinState, params: CoinParams) -> jax.Array:
     coin" and 0/1 "is blue coin". Cells outside the room are zeros; the cell in front of the
     agent is ``view[size, size - 1]``.
     """
-    grid = encode_grid(state)
-    ox, oy = _view_offsets(params.size)
-    x = state.pos[0] + jnp.asarray(ox)[state.dir]
-    y = state.pos[1] + jnp.asarray(oy)[state.dir]
-    inside = (x >= 0) & (x < grid.shape[0]) & (y >= 0) & (y < grid.shape[1])
-    seen = grid[jnp.clip(x, 0, grid.shape[0] - 1), jnp.clip(y, 0, grid.shape[1] - 1)]
-    seen = jnp.where(inside[..., None], seen, 0).astype(jnp.uint8)
+    seen = egocentric(encode_grid(state), state.pos, state.dir, params.size).astype(jnp.uint8)
     ball = seen[..., 0] == OBJ_BALL
     red = ball & (seen[..., 1] == COLOR_RED)
     blue = ball & (seen[..., 1] == COLOR_BLUE)
