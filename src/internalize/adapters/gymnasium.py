@@ -195,15 +195,16 @@ def register() -> None:
 register()
 
 
-def _vector_programs():
-    """The vector env's two compiled programs (built on first use)."""
+def _vector_programs(params):
+    """The vector env's compiled programs for one world setting (``params`` are constants of
+    the programs: fewer arguments to pass each step, and XLA folds them)."""
     import jax
     import jax.numpy as jnp
 
     from .. import caregivers, presence as presence_
 
     @jax.jit
-    def step(keys, state, actions, present, params, goal_reward):
+    def step(keys, state, actions, present, goal_reward):
         cg = caregivers.GoalPraise(goal_reward, waives_step_cost=True)
         split = jax.vmap(jax.random.split)(keys)
         k_step, k_next = split[:, 0], split[:, 1]
@@ -227,7 +228,7 @@ def _vector_programs():
         return k_next, state, obs, flags
 
     @jax.jit
-    def reset(keys, params):
+    def reset(keys):
         def one(key):
             k_reset, k_next = jax.random.split(key)
             obs, s = world.reset(k_reset, params)
@@ -243,7 +244,7 @@ def _vector_programs():
     return step, reset, put
 
 
-_PROGRAMS: list = []
+_PROGRAMS: dict = {}
 
 
 class CoinVectorEnv(VectorEnv):
@@ -283,11 +284,12 @@ class CoinVectorEnv(VectorEnv):
             raise ValueError(f"presence must be a probability in [0, 1] or None, got {presence!r}")
         if isinstance(goal_reward, bool) or not isinstance(goal_reward, (int, float)) or not math.isfinite(goal_reward):
             raise ValueError(f"goal_reward must be a finite number, got {goal_reward!r}")
-        if not _PROGRAMS:
-            _PROGRAMS.extend(_vector_programs())
-        self._step_fn, self._reset_fn, self._put_fn = _PROGRAMS
         self.num_envs = int(num_envs)
         self.params = world.coin_params(n_walls=n_walls, map_name=map_name, size=size, max_steps=max_steps)
+        setting = (n_walls, map_name, size, max_steps)
+        if setting not in _PROGRAMS:  # shared by every vector env of this setting
+            _PROGRAMS[setting] = _vector_programs(self.params)
+        self._step_fn, self._reset_fn, self._put_fn = _PROGRAMS[setting]
         self.render_mode = render_mode
         self.presence = None if presence is None else float(presence)
         self.goal_reward = np.float32(goal_reward)
@@ -308,7 +310,7 @@ class CoinVectorEnv(VectorEnv):
         n = len(which)
         keys = self.np_random.integers(0, 2 ** 32, size=(n, 2), dtype=np.uint32)
         if self._state is None or n == self.num_envs:  # all of them (episodes end together): no scatter
-            self._keys, self._state, obs = self._reset_fn(keys, self.params)
+            self._keys, self._state, obs = self._reset_fn(keys)
         else:
             pad = 1
             while pad < n:
@@ -316,7 +318,7 @@ class CoinVectorEnv(VectorEnv):
             pad = min(pad, self.num_envs) - n
             idx = np.concatenate([which, np.repeat(which[:1], pad)]).astype(np.int32)
             keys = np.concatenate([keys, np.repeat(keys[:1], pad, 0)])
-            k_next, state, obs = self._reset_fn(keys, self.params)
+            k_next, state, obs = self._reset_fn(keys)
             self._keys, self._state = self._put_fn(self._keys, self._state, idx, k_next, state)
         if self.presence is not None:
             self._present[which] = self.np_random.random(n) < self.presence
@@ -347,7 +349,7 @@ class CoinVectorEnv(VectorEnv):
 
         present = self._present if self.presence is not None else self._absent
         self._keys, self._state, obs, flags = self._step_fn(self._keys, self._state, actions.astype(np.int32),
-                                                            present, self.params, self.goal_reward)
+                                                            present, self.goal_reward)
         obs, flags = jax.device_get((obs, flags))  # one copy back per step
         obs = np.array(obs)  # writable, the caller's
         r_e, u = flags[:, 0], flags[:, 6]
