@@ -42,13 +42,16 @@ import math
 from typing import Any
 
 import gymnasium
+import jax
+import jax.numpy as jnp
 import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from .. import caregivers, presence as presence_
 from ..worlds import coin as world
-from .tables import TableWorlds
+from .tables import TableWorld
 
 ENV_ID = "internalize/Coin-v0"
 _ENTRY_POINT = "internalize.adapters.gymnasium:CoinEnv"
@@ -77,7 +80,7 @@ class CoinEnv(gymnasium.Env):
         self.observation_space = spaces.Box(0, 255, (v, v, 4), np.uint8)
         # Stepped on the host from its layout's table (:mod:`internalize.adapters.tables`): no JAX
         # dispatch per step. The caregiver's reward rides in the same table (CaregiverWrapper).
-        self._worlds = TableWorlds(1, self.params, DEFAULT_GOAL_REWARD)
+        self._world = TableWorld(self.params, DEFAULT_GOAL_REWARD)
         self._started = False
         self._done = True
         self._social = (0.0, 0.0)  # the last step's (R_s, utility with the caregiver present)
@@ -94,30 +97,29 @@ class CoinEnv(gymnasium.Env):
     @property
     def world_state(self) -> world.CoinState | None:
         """The underlying :class:`internalize.worlds.coin.CoinState` (JAX arrays); ``None`` before reset."""
-        return self._worlds.state(0) if self._started else None
+        return self._world.state() if self._started else None
 
     def set_goal_reward(self, goal_reward: float) -> None:
         """The caregiver's praise for the goal, for the social reward and utility each step carries
         (:class:`CaregiverWrapper` sets it); a layout already drawn is tabled again."""
-        self._worlds.set_goal_reward(goal_reward)
+        self._world.set_goal_reward(goal_reward)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)  # reseeds self.np_random when seed is given
-        key = self.np_random.integers(0, 2 ** 32, size=(1, 2), dtype=np.uint32)
-        obs = self._worlds.reset(np.zeros(1, np.int64), key)
+        key = self.np_random.integers(0, 2 ** 32, size=2, dtype=np.uint32)
+        obs = self._world.reset(key)
         self._started, self._done = True, False
-        return obs[0].copy(), {"goal_reached": False, "forward": False}
+        return obs, {"goal_reached": False, "forward": False}
 
     def step(self, action: Any):
         if not self._started or self._done:
             raise RuntimeError("the episode is over (or never started): call reset() first")
         if not self.action_space.contains(action):
             raise ValueError(f"invalid action {action!r} (space {self.action_space})")
-        obs, r_e, term, trunc, goal, fwd, r_s, u = self._worlds.step(np.asarray([int(action)], np.int32))
-        terminated, truncated = bool(term[0]), bool(trunc[0])
+        obs, r_e, terminated, truncated, goal, fwd, r_s, u = self._world.step(int(action))
         self._done = terminated or truncated
-        self._social = (float(r_s[0]), float(u[0]))
-        return obs[0], float(r_e[0]), terminated, truncated, {"goal_reached": bool(goal[0]), "forward": bool(fwd[0])}
+        self._social = (r_s, u)
+        return obs, r_e, terminated, truncated, {"goal_reached": goal, "forward": fwd}
 
     def render(self):
         if self.render_mode is None:
@@ -125,7 +127,7 @@ class CoinEnv(gymnasium.Env):
             return None
         if not self._started:
             raise RuntimeError("call reset() first")
-        return world.render(self._worlds.state(0))
+        return world.render(self._world.state())
 
 
 class CaregiverWrapper(gymnasium.Wrapper, gymnasium.utils.RecordConstructorArgs):
@@ -198,10 +200,6 @@ register()
 def _vector_programs(params):
     """The vector env's compiled programs for one world setting (``params`` are constants of
     the programs: fewer arguments to pass each step, and XLA folds them)."""
-    import jax
-    import jax.numpy as jnp
-
-    from .. import caregivers, presence as presence_
 
     @jax.jit
     def step(keys, state, actions, present, goal_reward):
@@ -345,8 +343,6 @@ class CoinVectorEnv(VectorEnv):
                 or actions.min() < 0 or actions.max() >= world.N_ACTIONS:
             raise ValueError(f"actions must be {self.num_envs} integers in 0..{world.N_ACTIONS - 1}, "
                              f"got {actions.dtype} {actions.shape}")
-        import jax
-
         present = self._present if self.presence is not None else self._absent
         self._keys, self._state, obs, flags = self._step_fn(self._keys, self._state, actions.astype(np.int32),
                                                             present, self.goal_reward)

@@ -244,6 +244,13 @@ class Store:
                                      "FROM rounds WHERE session=? ORDER BY round", (sid,)).fetchall()
         return [dict(r, curves=json.loads(r["curves"])) for r in rows]
 
+    def latest_fit(self, sid: int) -> dict | None:
+        """The latest round's fit numbers (no blobs): n_steps, n_judged, test_mse, pearson."""
+        with self.lock:
+            row = self.conn.execute("SELECT round, n_steps, n_judged, test_mse, pearson FROM rounds WHERE session=? "
+                                    "ORDER BY round DESC LIMIT 1", (sid,)).fetchone()
+        return None if row is None else dict(row)
+
     def value_map(self, sid: int) -> bytes | None:
         with self.lock:
             row = self.conn.execute("SELECT value_map FROM rounds WHERE session=? AND value_map IS NOT NULL "

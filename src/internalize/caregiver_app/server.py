@@ -254,8 +254,7 @@ class CaregiverApp:
         rounds = self.store.rounds(sid)
         last = rounds[-1]
         state = eng.state_from(sid, last["state"])
-        template = eng._isr_init(eng.key(sid, 2, 0))
-        fit = study.Fit(serialization.from_bytes(template, last["isr"]), last["n_steps"], last["n_judged"],
+        fit = study.Fit(eng.isr_from(last["isr"]), last["n_steps"], last["n_judged"],
                         last["test_mse"], float("nan") if last["pearson"] is None else last["pearson"])
         soc = [{k: np.asarray(v, np.float32) for k, v in r["curves"].items()} for r in rounds]
         self.progress[sid] = 0.0
@@ -287,13 +286,13 @@ class CaregiverApp:
 
     # -- the researcher's view ----------------------------------------------------------------
     def study_rows(self) -> list[dict]:
+        """A row per session, from the database's small columns only (the page asks every 10 s)."""
         rows = []
         for s in self.store.sessions():
             counts = self.store.counts(s["id"])
-            n = counts["judgements"]
-            rounds = self.store.rounds(s["id"])
-            fit = rounds[-1] if rounds else None
-            shown = sum(len(e["steps"]) for e in self.store.episodes(s["id"], s["round"]))
+            fit = self.store.latest_fit(s["id"])
+            # Steps shown so far: every episode runs to truncation, and the pointer names the last frame.
+            shown = s["shown_episode"] * self.engine.max_steps + s["shown_step"] + 1
             result = json.loads(s["result"]) if s["result"] else {}
             rows.append({"id": s["id"], "participant": s["participant"], "status": s["status"],
                          "round": s["round"], **counts, "shown_steps": shown,
@@ -302,8 +301,7 @@ class CaregiverApp:
                          "isr_test_mse": fit["test_mse"] if fit else None, "isr_pearson": fit["pearson"] if fit else None,
                          "persistence": result.get("persistence"), "goals_after": result.get("goals_after"),
                          "goals_scripted": result.get("goals_scripted"),
-                         "value_map": f"/api/sessions/{s['id']}/value_map.png" if fit else None,
-                         "judgements_total": n})
+                         "value_map": f"/api/sessions/{s['id']}/value_map.png" if fit else None})
         return rows
 
 

@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import serialization
 
-from .. import caregivers, figures, phases, presence, reward_models, results, stats
+from .. import caregivers, figures, phases, presence, reward_models, stats
 from ..config import PRESETS
 from ..experiments import pipeline, runner
 from ..experiments.claims import T_GREATER, T_TWO_SIDED
@@ -248,6 +248,10 @@ class Engine:
     def state_bytes(self, state) -> bytes:
         """What a learner carries between rounds (network and optimizer), as bytes."""
         return serialization.to_bytes({"params": state.params, "opt_state": state.opt_state})
+
+    def isr_from(self, data: bytes):
+        """A fitted ISR's parameters from their bytes (``serialization.to_bytes``)."""
+        return serialization.from_bytes(self._isr_init(self.key(0)), data)
 
     def state_from(self, seed: int, data: bytes):
         fresh = self.new_state(seed)
@@ -476,7 +480,7 @@ def write_results(folder: Path, engine: Engine, seed: int, outcome: Outcome, ref
     s = replace(settings_for(exp, preset), seeds=1, seed=seed)
     folder.mkdir(parents=True, exist_ok=True)
     t0, c0 = time.perf_counter(), pipeline.compile_seconds()
-    config = runner._start(folder, exp, preset, s, exp, False, EXPERIMENT_REF, study=dataclasses.asdict(cfg), **extra)
+    config = runner.start_folder(folder, exp, preset, s, exp, False, EXPERIMENT_REF, study=dataclasses.asdict(cfg), **extra)
     soc = {k: v[None] for k, v in outcome.socialize_curves.items()}  # [seeds=1, U]
     aut = {k: np.stack([outcome.autonomy_curves[k], reference.autonomy_curves[k]])[None]
            for k in outcome.autonomy_curves}  # [1, arms, U]
@@ -495,7 +499,7 @@ def write_results(folder: Path, engine: Engine, seed: int, outcome: Outcome, ref
     params = {"socialize": outcome.params_before,
               "autonomy": jax.tree.map(lambda a, b: np.concatenate([np.asarray(a), np.asarray(b)]),
                                        outcome.params_after, reference.params_after)}
-    runner._finish(folder, config, curves, params, pipeline.PhaseClock(), t0, c0)
+    runner.store_files(folder, config, curves, params, pipeline.PhaseClock(), t0, c0)
     from ..experiments.report import report
 
     return report(folder, HUMAN_CAREGIVER)
@@ -512,7 +516,3 @@ def outcome_from(data: bytes) -> Outcome:
     d = serialization.msgpack_restore(data)
     return Outcome(np.asarray(d["goals_before"]), np.asarray(d["goals_after"]), d["params_before"], d["params_after"],
                    dict(d["socialize_curves"]), dict(d["autonomy_curves"]))
-
-
-__all__ = ["StudyConfig", "Engine", "Fit", "Outcome", "simulate", "finish", "targets_of", "scripted_judgements",
-           "episode_record", "steps_of", "write_results", "HUMAN_CAREGIVER", "results"]

@@ -49,7 +49,7 @@ def run(exp: Experiment, preset: Preset, seeds: int | None, out: Path, *, quick:
     if state == "stored":
         return dict(report(folder, exp), folder=str(folder), reused=True)
     run_exp, run_preset = configure(exp, preset, s)
-    config = _start(folder, exp, preset, s, run_exp, quick, ref)
+    config = start_folder(folder, exp, preset, s, run_exp, quick, ref)
     ckpt = Checkpoints(folder, checkpoint_every)
     if state == "free":
         ckpt.clear()
@@ -59,12 +59,12 @@ def run(exp: Experiment, preset: Preset, seeds: int | None, out: Path, *, quick:
     curves = pipeline.run_pipeline(run_exp, run_preset, s.seeds, s.budget, s.seed, progress, clock, params_out=params,
                                    ckpt=ckpt)
     config.update(resumed_from=ckpt.resumed)  # checkpoints a crashed run was resumed from (none: one go)
-    _finish(folder, config, curves, params, clock, t0, c0)
+    store_files(folder, config, curves, params, clock, t0, c0)
     ckpt.clear()
     return dict(report(folder, exp), folder=str(folder), reused=False, resumed=ckpt.resumed)
 
 
-def _start(folder: Path, exp: Experiment, preset: Preset, s: Settings, run_exp: Experiment, quick: bool,
+def start_folder(folder: Path, exp: Experiment, preset: Preset, s: Settings, run_exp: Experiment, quick: bool,
            ref: str | None, **more) -> dict:
     """A run's config.json, written first: a crash leaves a folder that names its computation, so
     a rerun of the same command finds it (unfinished: no manifest) and computes it again in place."""
@@ -92,7 +92,7 @@ def _start(folder: Path, exp: Experiment, preset: Preset, s: Settings, run_exp: 
     return config
 
 
-def _finish(folder: Path, config: dict, curves: dict, params: dict, clock, t0: float, c0: float) -> None:
+def store_files(folder: Path, config: dict, curves: dict, params: dict, clock, t0: float, c0: float) -> None:
     """A finished run's files, its manifest (checksums) last."""
     config.update(wall_seconds=time.perf_counter() - t0, compile_seconds=pipeline.compile_seconds() - c0,
                   phase_seconds=clock.seconds,  # {phase: {"wall", "compile"}}
@@ -128,7 +128,7 @@ def run_batch(exp: Experiment, preset: Preset, points: list[Settings], out: Path
         first = points[todo[0]]
         for i in todo:
             others = [folders[j][0].name for j in todo if j != i]
-            configs[i] = _start(folders[i][0], exp, preset, points[i], configured[i][0], quick, ref,
+            configs[i] = start_folder(folders[i][0], exp, preset, points[i], configured[i][0], quick, ref,
                                 batch={"points": len(todo), "with": others, "hyper": list(hyper),
                                        "per_run_caregiver": per_run_caregiver})
             Checkpoints(folders[i][0]).clear()
@@ -147,7 +147,7 @@ def run_batch(exp: Experiment, preset: Preset, points: list[Settings], out: Path
                                        params_out=params, points=batch)
         for i, c, p in zip(todo, curves, pipeline.split_params(params, len(todo))):
             configs[i].update(resumed_from=[])
-            _finish(folders[i][0], configs[i], c, p, clock, t0, c0)
+            store_files(folders[i][0], configs[i], c, p, clock, t0, c0)
     summaries = []
     for i, (folder, state) in enumerate(folders):
         summary = report(folder, exp) if report_runs or i in configs else {}
