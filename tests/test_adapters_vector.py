@@ -148,6 +148,36 @@ def test_many_vector_worlds_step_as_the_jax_world_with_a_caregiver():
     assert present_seen == {True, False}
 
 
+@pytest.mark.parametrize("tables", [True, False])
+def test_vector_worlds_redraw_the_jax_worlds_layouts_however_many_reach_the_goal_at_once(tables, monkeypatch):
+    """Each world of a vector env is the JAX world's episode for the key it drew at reset, also
+    when one, a few, or more than ``_FEW`` worlds reach the goal in the same step: with layout
+    tables drawn at reset, and without (the step draws layouts for the worlds that reach the
+    goal alone, or for every world)."""
+    from internalize.adapters import gymnasium as adapter
+
+    monkeypatch.setattr(adapter, "_PROGRAMS", {})
+    if not tables:
+        monkeypatch.setattr(adapter, "_TABLE_CELLS", 0)
+    n = 32
+    env = CoinVectorEnv(num_envs=n)
+    assert env._tabled == tables
+    obs, _ = env.reset(seed=3)
+    keys = np.random.default_rng(3).integers(0, 2 ** 32, size=(n, 2), dtype=np.uint32)
+    refs = [world_episode(jax.numpy.asarray(k), seeking(0.0), env.params.max_steps.item()) for k in keys]
+    np.testing.assert_array_equal(obs, np.stack([ref[0][0] for ref in refs]))
+    hits_per_step = []
+    for t in range(int(env.params.max_steps)):
+        a = np.array([ref[t + 1][1][0] for ref in refs])
+        obs, r, term, trunc, info = env.step(a)
+        last = obs if t + 1 < int(env.params.max_steps) else np.stack(info["final_obs"])
+        np.testing.assert_array_equal(last, np.stack([ref[t + 1][0] for ref in refs]), err_msg=f"step {t}")
+        np.testing.assert_array_equal(info["goal_reached"], [ref[t + 1][1][4] for ref in refs])
+        hits_per_step.append(int(info["goal_reached"].sum()))
+    assert any(1 <= h <= adapter._FEW for h in hits_per_step) and any(h > adapter._FEW for h in hits_per_step), \
+        hits_per_step
+
+
 def test_stable_baselines3_trains_on_the_vector_env():
     sb3 = pytest.importorskip("stable_baselines3")
     from stable_baselines3.common.vec_env import VecMonitor

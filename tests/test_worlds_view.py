@@ -33,3 +33,23 @@ def test_the_view_is_the_gather_that_defines_it(name, module, params):
         got = jax.jit(jax.vmap(lambda s: coin.egocentric(module.encode_grid(s), s.pos, s.dir, size)))(turned)
         want = jax.jit(jax.vmap(lambda s: by_gather(module.encode_grid(s), s.pos, s.dir, size)))(turned)
         np.testing.assert_array_equal(np.asarray(got), np.asarray(want), err_msg=f"{name}, direction {d}")
+
+
+@pytest.mark.parametrize("params", [coin.coin_params(), coin.coin_params(map_name="plus"),
+                                    coin.coin_params(n_walls=2, size=3), coin.coin_params(n_walls=10, size=9)],
+                         ids=["paper", "plus", "size 3", "size 9"])
+def test_the_coin_worlds_observation_cell_by_cell_is_the_crop(params):
+    """coin.observe (each view cell computed from position, facing and wall bit masks) is
+    observe_by_crop bitwise, for agents anywhere in the room (border and corners too) facing
+    every way; observe_packed holds the same bytes."""
+    keys = jax.random.split(jax.random.PRNGKey(5), 512)
+    _, states = jax.vmap(coin.reset, in_axes=(0, None))(keys, params)
+    k_pos, k_dir = jax.random.split(jax.random.PRNGKey(6))
+    states = states.replace(pos=jax.random.randint(k_pos, (512, 2), 0, params.width),
+                            dir=jax.random.randint(k_dir, (512,), 0, 4))
+    want = np.asarray(jax.jit(jax.vmap(coin.observe_by_crop, in_axes=(0, None)))(states, params))
+    got = np.asarray(jax.jit(jax.vmap(coin.observe, in_axes=(0, None)))(states, params))
+    packed = np.asarray(jax.jit(jax.vmap(coin.observe_packed, in_axes=(0, None)))(states, params))
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(packed.astype("<u4").view(np.uint8).reshape(want.shape), want)
+    assert want[..., 1].max() > 0 and (want == 0).all(-1).any()  # walls, goals and outside cells were seen

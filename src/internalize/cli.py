@@ -291,7 +291,7 @@ def _build_parser(argv: list[str] | None = None) -> _Parser:
     b.add_argument("--adapters", action="store_true",
                    help="instead: the Gymnasium adapter (bare, wrapped), its vector env (N = 1, 16, 64) and the "
                         "PettingZoo env, random actions; with --anchor, beside MiniGrid's coin world")
-    b.add_argument("--steps", type=_positive_int, default=6400, help="--adapters: env steps per case and repeat")
+    b.add_argument("--steps", type=_positive_int, default=25_600, help="--adapters: env steps per case and repeat")
     b.add_argument("--no-sweep", action="store_true",
                    help="skip the sweep case (8 learning rates batched against one after another)")
     b.add_argument("--out", type=Path, default=None, help="write bench.json (and the scaling figure) here")

@@ -199,49 +199,88 @@ register()
 
 def _vector_programs(params):
     """The vector env's compiled programs for one world setting (``params`` are constants of
-    the programs: fewer arguments to pass each step, and XLA folds them)."""
+    the programs: fewer arguments to pass each step, and XLA folds them).
 
-    @jax.jit
-    def step(keys, state, actions, present, goal_reward):
+    Each world carries what it draws layouts from between steps (its "draws"): either its next
+    key (the world's own, split at each step), or, when an episode's layouts are cheap enough to
+    draw ahead (:data:`_TABLE_CELLS`), the table of the layout each step of the episode would
+    draw, made at reset from the same keys. Either way world ``i`` steps as
+    ``world.step(k_t, ...)`` with the key ``k_t`` that :class:`CoinEnv` splits for step ``t``.
+    Drawing a layout is the costly part of a step (its random numbers); with tables a step only
+    looks them up."""
+    steps = int(params.max_steps)
+    tabled = steps * params.size ** 2 <= _TABLE_CELLS
+    packed = params.width <= 31  # world.observe_packed's rooms
+    draw = jax.vmap(world.draw_layout, in_axes=(0, None))
+
+    def layouts_for(keys, hits):
+        """The layouts world.step draws from ``keys`` where ``hits`` (zeros elsewhere): drawn for
+        the worlds that reach the goal alone, in a batch of _FEW when at most _FEW do."""
+        n = hits.shape[0]
+        few = min(_FEW, n)
+        zeros = jax.tree.map(jnp.zeros_like, jax.eval_shape(draw, keys, params))
+
+        def some():
+            which = jnp.nonzero(hits, size=few, fill_value=n)[0]
+            lay = draw(keys[jnp.minimum(which, n - 1)], params)
+            return jax.tree.map(lambda z, b: z.at[which].set(b, mode="drop"), zeros, lay)
+
+        count = hits.sum()
+        return jax.lax.switch(jnp.where(count == 0, 0, jnp.where(count <= few, 1, 2)),
+                              [lambda: zeros, some, lambda: draw(keys, params)])
+
+    def advance(draws, state, actions, present, goal_reward):
         cg = caregivers.GoalPraise(goal_reward, waives_step_cost=True)
-        split = jax.vmap(jax.random.split)(keys)
-        k_step, k_next = split[:, 0], split[:, 1]
-        # world.step(k, s, a) is world.step_onto(world.draw_layout(k), s, a): the layouts are drawn
-        # (for every world, as the world would) only on the steps where some world reaches the goal.
-        hits = jax.vmap(world.reaches_goal)(state, actions)
-        draw = jax.vmap(world.draw_layout, in_axes=(0, None))
-        layouts = jax.lax.cond(hits.any(), lambda: draw(k_step, params),
-                               lambda: jax.tree.map(jnp.zeros_like, jax.eval_shape(draw, k_step, params)))
+        if tabled:  # the layout this step would draw, looked up (an episode's t runs 0..steps-1)
+            t = jnp.clip(state.t, 0, steps - 1)
+            layouts = jax.tree.map(lambda a: a[jnp.arange(a.shape[0]), t], draws)
+        else:
+            split = jax.vmap(jax.random.split)(draws)
+            draws = split[:, 1]
+            layouts = layouts_for(split[:, 0], jax.vmap(world.reaches_goal)(state, actions))
+        obs, state, r_e, term, trunc, info = jax.vmap(world.step_onto, in_axes=(0, 0, 0, None))(
+            layouts, state, actions, params)
+        if packed:  # the same view, its bytes read on the host (step_onto's bytes are then unused: dropped)
+            obs = jax.vmap(world.observe_packed, in_axes=(0, None))(state, params)
+        r_s = caregivers.social_reward(cg, info)  # elementwise over the worlds
+        pres = present.astype(jnp.float32)
+        reward = presence_.utility(r_e, r_s, 0.0, pres, caregivers.waived(cg, info))
+        flags = jnp.stack([r_e, term, trunc, info["goal_reached"], info["forward"], pres * r_s, reward],
+                          -1).astype(jnp.float32)
+        return draws, state, obs, flags
 
-        def one(lay, s, a, p):
-            obs, s, r_e, term, trunc, info = world.step_onto(lay, s, a, params)
-            r_s = caregivers.social_reward(cg, info)
-            pres = p.astype(jnp.float32)
-            reward = presence_.utility(r_e, r_s, 0.0, pres, caregivers.waived(cg, info))
-            flags = jnp.stack([r_e, term, trunc, info["goal_reached"], info["forward"], pres * r_s,
-                               reward]).astype(jnp.float32)
-            return s, obs, flags
-
-        state, obs, flags = jax.vmap(one)(layouts, state, actions, present)
-        return k_next, state, obs, flags
+    if tabled:  # the tables stay as they are until a reset: not returned (no copy per step)
+        step = jax.jit(lambda *args: advance(*args)[1:])
+    else:
+        step = jax.jit(advance)
 
     @jax.jit
     def reset(keys):
         def one(key):
             k_reset, k_next = jax.random.split(key)
             obs, s = world.reset(k_reset, params)
-            return k_next, s, obs
+            if not tabled:
+                return k_next, s, obs
+
+            def split(k, _):
+                k_step, k = jax.random.split(k)
+                return k, k_step
+            return draw(jax.lax.scan(split, k_next, None, length=steps)[1], params), s, obs
 
         return jax.vmap(one)(keys)
 
     @jax.jit
-    def put(keys, state, which, new_keys, new_state):
+    def put(draws, state, which, new_draws, new_state):
         """Worlds ``which`` replaced (padding repeats an index with its own values)."""
-        return keys.at[which].set(new_keys), jax.tree.map(lambda a, b: a.at[which].set(b), state, new_state)
+        return jax.tree.map(lambda a, b: a.at[which].set(b), (draws, state), (new_draws, new_state))
 
-    return step, reset, put
+    return tabled, step, reset, put
 
 
+_FEW = 4  # without tables, a step draws this many layouts when at most this many worlds reach the goal
+# Episodes with max_steps * size^2 up to this draw their layouts at reset (tables); longer or
+# larger ones draw them in the step. The paper's room: 20 * 25 = 500 (an episode's 20 layouts).
+_TABLE_CELLS = 2048
 _PROGRAMS: dict = {}
 
 
@@ -287,7 +326,7 @@ class CoinVectorEnv(VectorEnv):
         setting = (n_walls, map_name, size, max_steps)
         if setting not in _PROGRAMS:  # shared by every vector env of this setting
             _PROGRAMS[setting] = _vector_programs(self.params)
-        self._step_fn, self._reset_fn, self._put_fn = _PROGRAMS[setting]
+        self._tabled, self._step_fn, self._reset_fn, self._put_fn = _PROGRAMS[setting]
         self.render_mode = render_mode
         self.presence = None if presence is None else float(presence)
         self.goal_reward = np.float32(goal_reward)
@@ -296,7 +335,7 @@ class CoinVectorEnv(VectorEnv):
         self.single_action_space = spaces.Discrete(world.N_ACTIONS)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
-        self._keys = None  # uint32 [N, 2]: each world's next key (on the device, between steps)
+        self._draws = None  # each world's next key, or its episode's layouts (on the device; _vector_programs)
         self._state = None  # CoinState [N, ...] (on the device)
         self._present = np.zeros(self.num_envs, bool)
         self._absent = np.zeros(self.num_envs, bool)
@@ -308,7 +347,7 @@ class CoinVectorEnv(VectorEnv):
         n = len(which)
         keys = self.np_random.integers(0, 2 ** 32, size=(n, 2), dtype=np.uint32)
         if self._state is None or n == self.num_envs:  # all of them (episodes end together): no scatter
-            self._keys, self._state, obs = self._reset_fn(keys)
+            self._draws, self._state, obs = self._reset_fn(keys)
         else:
             pad = 1
             while pad < n:
@@ -316,11 +355,11 @@ class CoinVectorEnv(VectorEnv):
             pad = min(pad, self.num_envs) - n
             idx = np.concatenate([which, np.repeat(which[:1], pad)]).astype(np.int32)
             keys = np.concatenate([keys, np.repeat(keys[:1], pad, 0)])
-            k_next, state, obs = self._reset_fn(keys)
-            self._keys, self._state = self._put_fn(self._keys, self._state, idx, k_next, state)
+            draws, state, obs = self._reset_fn(keys)
+            self._draws, self._state = self._put_fn(self._draws, self._state, idx, draws, state)
         if self.presence is not None:
             self._present[which] = self.np_random.random(n) < self.presence
-        return np.array(obs[:n])
+        return np.asarray(obs)[:n].copy()  # (slicing the device array would be one more dispatch)
 
     def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None):
         if isinstance(seed, (list, tuple)):
@@ -344,10 +383,17 @@ class CoinVectorEnv(VectorEnv):
             raise ValueError(f"actions must be {self.num_envs} integers in 0..{world.N_ACTIONS - 1}, "
                              f"got {actions.dtype} {actions.shape}")
         present = self._present if self.presence is not None else self._absent
-        self._keys, self._state, obs, flags = self._step_fn(self._keys, self._state, actions.astype(np.int32),
-                                                            present, self.goal_reward)
-        obs, flags = jax.device_get((obs, flags))  # one copy back per step
-        obs = np.array(obs)  # writable, the caller's
+        args = (self._draws, self._state, actions.astype(np.int32), present, self.goal_reward)
+        if self._tabled:
+            self._state, obs, flags = self._step_fn(*args)
+        else:
+            self._draws, self._state, obs, flags = self._step_fn(*args)
+        # np.asarray reads each result on the host (jax.device_get of the pair measured about
+        # 60 us more per call at N = 64); the observations' bytes copied once (writable, the caller's).
+        obs, flags = np.asarray(obs), np.asarray(flags)
+        if obs.dtype != np.uint8:  # world.observe_packed: four bytes per cell in one uint32
+            obs = obs.astype("<u4", copy=False).view(np.uint8).reshape(obs.shape + (4,))
+        obs = obs.copy()
         r_e, u = flags[:, 0], flags[:, 6]
         term, trunc, goal, fwd = (flags[:, 1:5] != 0).T
         everyone = self._everyone
@@ -359,11 +405,11 @@ class CoinVectorEnv(VectorEnv):
         done = term | trunc
         if done.any():
             ended = np.flatnonzero(done)
+            last, obs = obs, obs.copy()  # `last` is not written again: its rows are the final observations
             final_obs = np.empty(self.num_envs, object)
             for i in ended:
-                final_obs[i] = obs[i].copy()
+                final_obs[i] = last[i]
             final_info = {k: (v & done if k.startswith("_") else v.copy()) for k, v in infos.items()}
-            obs = np.array(obs)
             obs[ended] = self._draw(ended)
             if self.presence is not None:
                 infos["caregiver_present"] = self._present.copy()

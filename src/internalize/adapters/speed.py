@@ -89,7 +89,7 @@ def _pettingzoo(steps: int):
     return lambda: pettingzoo_rate(env, steps, rng)
 
 
-def measure(steps: int = 6400, repeats: int = 3, anchor: str | None = None, anchor_script: Path | None = None,
+def measure(steps: int = 25_600, repeats: int = 3, anchor: str | None = None, anchor_script: Path | None = None,
             log=print) -> dict:
     """Env-steps per second of every case (median of ``repeats``) and their ratios to MiniGrid's."""
     import gymnasium

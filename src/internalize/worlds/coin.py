@@ -391,15 +391,68 @@ def encode_grid(state: CoinState) -> jax.Array:
     return jnp.stack([obj, color, st], -1).astype(jnp.uint8)
 
 
+def observe_by_crop(state: CoinState, params: CoinParams) -> jax.Array:
+    """:func:`observe` from the encoded room (:func:`encode_grid`) by :func:`egocentric`: the
+    definition that :func:`observe` computes cell by cell (bitwise the same, tested)."""
+    view = egocentric(encode_grid(state), state.pos, state.dir, params.size)
+    is_goal = (view[..., 0] == OBJ_GOAL).astype(jnp.uint8)
+    return jnp.concatenate([view, is_goal[..., None]], -1)
+
+
 def observe(state: CoinState, params: CoinParams) -> jax.Array:
     """Egocentric, fully observable view ``uint8 [V, V, 4]`` (SPEC 3).
 
     Planes: object type, colour, state (MiniGrid), and 0/1 "is goal". Cells outside the room
     are zeros. V = 2 * size - 1 (9 for the paper's room).
+
+    Bitwise :func:`observe_by_crop` (the encoded room cropped and turned), computed cell by cell
+    instead (:func:`observe_packed`). Elementwise work only, about a third faster than the crop
+    for a batch of worlds on this CPU.
     """
-    view = egocentric(encode_grid(state), state.pos, state.dir, params.size)
-    is_goal = (view[..., 0] == OBJ_GOAL).astype(jnp.uint8)
-    return jnp.concatenate([view, is_goal[..., None]], -1)
+    if params.width > 31:
+        return observe_by_crop(state, params)
+    packed = jax.lax.optimization_barrier(observe_packed(state, params))  # each cell computed once
+    if np.little_endian:
+        return jax.lax.bitcast_convert_type(packed, jnp.uint8)
+    return jnp.stack([(packed >> s) & 0xFF for s in (0, 8, 16, 24)], -1).astype(jnp.uint8)
+
+
+def observe_packed(state: CoinState, params: CoinParams) -> jax.Array:
+    """:func:`observe` with each cell's four bytes in one ``uint32 [V, V]`` (byte k, from the
+    least significant, is plane k): what a batch returned to the host reads as bytes
+    (``.astype("<u4").view(np.uint8)``) without a byte-wise pass on the device.
+
+    Each view cell's room cell comes from the agent's position and facing (:func:`_view_offsets`),
+    its wall bit from a per-column bit mask of the walls. Rooms up to 31 cells wide (interior 29).
+    """
+    size, w = params.size, params.width
+    if w > 31:
+        raise ValueError(f"observe_packed: rooms up to 31 cells wide, got {w}; use observe")
+    r = size - 1
+    di, dj = np.meshgrid(np.arange(-r, r + 1), np.arange(-r, r + 1), indexing="ij")
+    d = state.dir
+    fx = (d == 0).astype(jnp.int32) - (d == 2)  # forward = DIR_VEC[d]
+    fy = (d == 1).astype(jnp.int32) - (d == 3)
+    rx, ry = -fy, fx  # right = DIR_VEC[(d + 1) % 4]
+    columns = (state.walls.astype(jnp.int32) << jnp.arange(w, dtype=jnp.int32)).sum(-1)  # [W]: bit y of x
+    # Materialized before the per-cell work, which would otherwise recompute them for every cell.
+    columns, pos, goal = jax.lax.optimization_barrier((columns, state.pos, state.goal))
+    x = pos[0] + di * fx + dj * rx
+    y = pos[1] + di * fy + dj * ry
+    inside = (x >= 0) & (x < w) & (y >= 0) & (y < w)
+    column = jnp.zeros_like(x)
+    for i in range(w):
+        column = jnp.where(x == i, columns[i], column)
+    wall = inside & (((column >> jnp.clip(y, 0, w - 1)) & 1) == 1)
+    is_goal = inside & (x == goal[0]) & (y == goal[1])
+    agent = (di == 0) & (dj == 0)  # the centre cell
+    obj = jnp.where(agent, OBJ_AGENT, jnp.where(wall, OBJ_WALL, jnp.where(is_goal, OBJ_GOAL,
+                                                                          jnp.where(inside, OBJ_EMPTY, 0))))
+    color = jnp.where(agent, COLOR_RED, jnp.where(wall, COLOR_GREY, jnp.where(is_goal, COLOR_GREEN, COLOR_RED)))
+    color = jnp.where(inside, color, 0)
+    st = jnp.where(agent, d, 0)
+    return (obj.astype(jnp.uint32) | (color.astype(jnp.uint32) << 8) | (st.astype(jnp.uint32) << 16)
+            | ((obj == OBJ_GOAL).astype(jnp.uint32) << 24))
 
 
 def reset(key: jax.Array, params: CoinParams) -> tuple[jax.Array, CoinState]:
@@ -426,10 +479,11 @@ def reaches_goal(state: CoinState, action: jax.Array) -> jax.Array:
     return (action == FORWARD) & ~state.walls[front[0], front[1]] & jnp.all(front == state.goal)
 
 
-def step_onto(lay: Layout, state: CoinState, action: jax.Array, params: CoinParams):
-    """:func:`step` with the layout it draws given: ``step(key, ...)`` is
-    ``step_onto(draw_layout(key, params), ...)``. A batch of worlds that knows which of them
-    reach the goal (:func:`reaches_goal`) draws layouts only when one does (the adapters' vector env)."""
+def move(state: CoinState, action: jax.Array, params: CoinParams):
+    """The part of a step that draws nothing: turn or walk, count the step.
+
+    Returns ``(moved, reward, truncated, info)``: ``moved`` is the next state unless the agent
+    reached the goal (``info["goal_reached"]``), when :func:`step_onto` puts the drawn layout in."""
     action = jnp.asarray(action, jnp.int32)
     forward = action == FORWARD
     new_dir = jnp.where(action == LEFT, (state.dir + 3) % 4, jnp.where(action == RIGHT, (state.dir + 1) % 4, state.dir))
@@ -440,13 +494,20 @@ def step_onto(lay: Layout, state: CoinState, action: jax.Array, params: CoinPara
     # Reaching the goal draws a fresh layout; the step counter keeps running (SPEC 3).
     t = state.t + 1
     moved = CoinState(state.walls, state.goal, new_pos, new_dir, t)
-    redrawn = CoinState(lay.walls, lay.goal, lay.pos, lay.dir, t)
-    next_state = jax.tree.map(lambda a, b: jnp.where(goal_reached, a, b), redrawn, moved)
     reward = jnp.where(forward, -params.step_cost, 0.0).astype(jnp.float32)
-    terminated = jnp.bool_(False)
     truncated = t >= params.max_steps
-    info = {"goal_reached": goal_reached, "forward": forward}
-    return observe(next_state, params), next_state, reward, terminated, truncated, info
+    return moved, reward, truncated, {"goal_reached": goal_reached, "forward": forward}
+
+
+def step_onto(lay: Layout, state: CoinState, action: jax.Array, params: CoinParams):
+    """:func:`step` with the layout it draws given: ``step(key, ...)`` is
+    ``step_onto(draw_layout(key, params), ...)``: :func:`move`, then the layout ``lay`` in place
+    of the room if the agent reached the goal. A batch of worlds that knows which of them reach
+    the goal (:func:`reaches_goal`) can draw layouts for those alone (the adapters' vector env)."""
+    moved, reward, truncated, info = move(state, action, params)
+    redrawn = CoinState(lay.walls, lay.goal, lay.pos, lay.dir, moved.t)
+    next_state = jax.tree.map(lambda a, b: jnp.where(info["goal_reached"], a, b), redrawn, moved)
+    return observe(next_state, params), next_state, reward, jnp.bool_(False), truncated, info
 
 
 def auto_reset_step(key: jax.Array, state: CoinState, action: jax.Array, params: CoinParams):
