@@ -148,20 +148,14 @@ def test_many_vector_worlds_step_as_the_jax_world_with_a_caregiver():
     assert present_seen == {True, False}
 
 
-@pytest.mark.parametrize("tables", [True, False])
-def test_vector_worlds_redraw_the_jax_worlds_layouts_however_many_reach_the_goal_at_once(tables, monkeypatch):
+def test_vector_worlds_redraw_the_jax_worlds_layouts_however_many_reach_the_goal_at_once():
     """Each world of a vector env is the JAX world's episode for the key it drew at reset, also
-    when one, a few, or more than ``_FEW`` worlds reach the goal in the same step: with layout
-    tables drawn at reset, and without (the step draws layouts for the worlds that reach the
-    goal alone, or for every world)."""
+    when one, a few, or more than ``_FEW`` worlds reach the goal in the same step (the step draws
+    layouts for the worlds that reach the goal alone, or for every world)."""
     from internalize.adapters import gymnasium as adapter
 
-    monkeypatch.setattr(adapter, "_PROGRAMS", {})
-    if not tables:
-        monkeypatch.setattr(adapter, "_TABLE_CELLS", 0)
     n = 32
     env = CoinVectorEnv(num_envs=n)
-    assert env._tabled == tables
     obs, _ = env.reset(seed=3)
     keys = np.random.default_rng(3).integers(0, 2 ** 32, size=(n, 2), dtype=np.uint32)
     refs = [world_episode(jax.numpy.asarray(k), seeking(0.0), env.params.max_steps.item()) for k in keys]
@@ -220,3 +214,28 @@ def test_the_pettingzoo_step_is_the_worlds_step():
         assert infos["learner"]["carrying"] == bool(state.carrying)
         if truncs["learner"]:
             break
+
+
+def test_importing_the_adapters_runs_jaxs_cpu_computations_inline_unless_told_or_too_late():
+    """Importing the adapters turns JAX's CPU async dispatch off (their calls are waited for at
+    once); ``INTERNALIZE_CPU_ASYNC_DISPATCH=1`` keeps it, and once JAX's backend has started the
+    flag is left as it is (it would no longer apply). Each case in a fresh Python."""
+    import os
+    import subprocess
+    import sys
+
+    show = "import jax; print(jax.config.read('jax_cpu_enable_async_dispatch'))"
+    cases = {"default": ("import internalize.adapters; " + show, {}),
+             "kept": ("import internalize.adapters; " + show, {"INTERNALIZE_CPU_ASYNC_DISPATCH": "1"}),
+             "late": ("import jax.numpy as jnp; jnp.ones(2).block_until_ready(); import internalize.adapters; "
+                      + show, {})}
+    env = {k: v for k, v in os.environ.items() if k != "INTERNALIZE_CPU_ASYNC_DISPATCH"}
+    procs = {name: subprocess.Popen([sys.executable, "-c", code], env={**env, **extra, "JAX_PLATFORMS": "cpu"},
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for name, (code, extra) in cases.items()}
+    out = {}
+    for name, p in procs.items():
+        stdout, stderr = p.communicate(timeout=120)
+        assert p.returncode == 0, stderr
+        out[name] = stdout.split()[-1]
+    assert out == {"default": "False", "kept": "True", "late": "True"}

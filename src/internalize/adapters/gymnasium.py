@@ -201,15 +201,11 @@ def _vector_programs(params):
     """The vector env's compiled programs for one world setting (``params`` are constants of
     the programs: fewer arguments to pass each step, and XLA folds them).
 
-    Each world carries what it draws layouts from between steps (its "draws"): either its next
-    key (the world's own, split at each step), or, when an episode's layouts are cheap enough to
-    draw ahead (:data:`_TABLE_CELLS`), the table of the layout each step of the episode would
-    draw, made at reset from the same keys. Either way world ``i`` steps as
-    ``world.step(k_t, ...)`` with the key ``k_t`` that :class:`CoinEnv` splits for step ``t``.
-    Drawing a layout is the costly part of a step (its random numbers); with tables a step only
-    looks them up."""
-    steps = int(params.max_steps)
-    tabled = steps * params.size ** 2 <= _TABLE_CELLS
+    Each world carries its next key between steps and splits it at each step as
+    :class:`CoinEnv` does, so world ``i`` steps as ``world.step(k_t, ...)`` with the key ``k_t``
+    the single env splits for step ``t``. Drawing a layout is the costly part of a step (its
+    random numbers), and ``world.step`` draws one every step: here a step draws layouts only for
+    the worlds whose action reaches the goal (the only steps that use one), by the same keys."""
     packed = params.width <= 31  # world.observe_packed's rooms
     draw = jax.vmap(world.draw_layout, in_axes=(0, None))
 
@@ -229,15 +225,12 @@ def _vector_programs(params):
         return jax.lax.switch(jnp.where(count == 0, 0, jnp.where(count <= few, 1, 2)),
                               [lambda: zeros, some, lambda: draw(keys, params)])
 
-    def advance(draws, state, actions, present, goal_reward):
+    @jax.jit
+    def step(keys, state, actions, present, goal_reward):
         cg = caregivers.GoalPraise(goal_reward, waives_step_cost=True)
-        if tabled:  # the layout this step would draw, looked up (an episode's t runs 0..steps-1)
-            t = jnp.clip(state.t, 0, steps - 1)
-            layouts = jax.tree.map(lambda a: a[jnp.arange(a.shape[0]), t], draws)
-        else:
-            split = jax.vmap(jax.random.split)(draws)
-            draws = split[:, 1]
-            layouts = layouts_for(split[:, 0], jax.vmap(world.reaches_goal)(state, actions))
+        split = jax.vmap(jax.random.split)(keys)
+        keys, k_step = split[:, 1], split[:, 0]
+        layouts = layouts_for(k_step, jax.vmap(world.reaches_goal)(state, actions))
         obs, state, r_e, term, trunc, info = jax.vmap(world.step_onto, in_axes=(0, 0, 0, None))(
             layouts, state, actions, params)
         if packed:  # the same view, its bytes read on the host (step_onto's bytes are then unused: dropped)
@@ -247,40 +240,26 @@ def _vector_programs(params):
         reward = presence_.utility(r_e, r_s, 0.0, pres, caregivers.waived(cg, info))
         flags = jnp.stack([r_e, term, trunc, info["goal_reached"], info["forward"], pres * r_s, reward],
                           -1).astype(jnp.float32)
-        return draws, state, obs, flags
-
-    if tabled:  # the tables stay as they are until a reset: not returned (no copy per step)
-        step = jax.jit(lambda *args: advance(*args)[1:])
-    else:
-        step = jax.jit(advance)
+        return keys, state, obs, flags
 
     @jax.jit
     def reset(keys):
         def one(key):
             k_reset, k_next = jax.random.split(key)
             obs, s = world.reset(k_reset, params)
-            if not tabled:
-                return k_next, s, obs
-
-            def split(k, _):
-                k_step, k = jax.random.split(k)
-                return k, k_step
-            return draw(jax.lax.scan(split, k_next, None, length=steps)[1], params), s, obs
+            return k_next, s, obs
 
         return jax.vmap(one)(keys)
 
     @jax.jit
-    def put(draws, state, which, new_draws, new_state):
+    def put(keys, state, which, new_keys, new_state):
         """Worlds ``which`` replaced (padding repeats an index with its own values)."""
-        return jax.tree.map(lambda a, b: a.at[which].set(b), (draws, state), (new_draws, new_state))
+        return jax.tree.map(lambda a, b: a.at[which].set(b), (keys, state), (new_keys, new_state))
 
-    return tabled, step, reset, put
+    return step, reset, put
 
 
-_FEW = 4  # without tables, a step draws this many layouts when at most this many worlds reach the goal
-# Episodes with max_steps * size^2 up to this draw their layouts at reset (tables); longer or
-# larger ones draw them in the step. The paper's room: 20 * 25 = 500 (an episode's 20 layouts).
-_TABLE_CELLS = 2048
+_FEW = 4  # a step draws this many layouts when at most this many worlds reach the goal
 _PROGRAMS: dict = {}
 
 
@@ -326,7 +305,7 @@ class CoinVectorEnv(VectorEnv):
         setting = (n_walls, map_name, size, max_steps)
         if setting not in _PROGRAMS:  # shared by every vector env of this setting
             _PROGRAMS[setting] = _vector_programs(self.params)
-        self._tabled, self._step_fn, self._reset_fn, self._put_fn = _PROGRAMS[setting]
+        self._step_fn, self._reset_fn, self._put_fn = _PROGRAMS[setting]
         self.render_mode = render_mode
         self.presence = None if presence is None else float(presence)
         self.goal_reward = np.float32(goal_reward)
@@ -335,7 +314,7 @@ class CoinVectorEnv(VectorEnv):
         self.single_action_space = spaces.Discrete(world.N_ACTIONS)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
-        self._draws = None  # each world's next key, or its episode's layouts (on the device; _vector_programs)
+        self._keys = None  # each world's next key (on the device; _vector_programs)
         self._state = None  # CoinState [N, ...] (on the device)
         self._present = np.zeros(self.num_envs, bool)
         self._absent = np.zeros(self.num_envs, bool)
@@ -347,7 +326,7 @@ class CoinVectorEnv(VectorEnv):
         n = len(which)
         keys = self.np_random.integers(0, 2 ** 32, size=(n, 2), dtype=np.uint32)
         if self._state is None or n == self.num_envs:  # all of them (episodes end together): no scatter
-            self._draws, self._state, obs = self._reset_fn(keys)
+            self._keys, self._state, obs = self._reset_fn(keys)
         else:
             pad = 1
             while pad < n:
@@ -355,8 +334,8 @@ class CoinVectorEnv(VectorEnv):
             pad = min(pad, self.num_envs) - n
             idx = np.concatenate([which, np.repeat(which[:1], pad)]).astype(np.int32)
             keys = np.concatenate([keys, np.repeat(keys[:1], pad, 0)])
-            draws, state, obs = self._reset_fn(keys)
-            self._draws, self._state = self._put_fn(self._draws, self._state, idx, draws, state)
+            new_keys, state, obs = self._reset_fn(keys)
+            self._keys, self._state = self._put_fn(self._keys, self._state, idx, new_keys, state)
         if self.presence is not None:
             self._present[which] = self.np_random.random(n) < self.presence
         return np.asarray(obs)[:n].copy()  # (slicing the device array would be one more dispatch)
@@ -383,11 +362,8 @@ class CoinVectorEnv(VectorEnv):
             raise ValueError(f"actions must be {self.num_envs} integers in 0..{world.N_ACTIONS - 1}, "
                              f"got {actions.dtype} {actions.shape}")
         present = self._present if self.presence is not None else self._absent
-        args = (self._draws, self._state, actions.astype(np.int32), present, self.goal_reward)
-        if self._tabled:
-            self._state, obs, flags = self._step_fn(*args)
-        else:
-            self._draws, self._state, obs, flags = self._step_fn(*args)
+        self._keys, self._state, obs, flags = self._step_fn(self._keys, self._state, actions.astype(np.int32),
+                                                            present, self.goal_reward)
         # np.asarray reads each result on the host (jax.device_get of the pair measured about
         # 60 us more per call at N = 64); the observations' bytes copied once (writable, the caller's).
         obs, flags = np.asarray(obs), np.asarray(flags)

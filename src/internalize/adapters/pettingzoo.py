@@ -67,22 +67,39 @@ AGENTS = (LEARNER, PARTNER)
 SHARED_REWARD = 0.4  # SPEC 8: both agents, when the partner reaches its goal
 
 
-@jax.jit
-def _reset(key, params):
-    k_reset, k_next = jax.random.split(key)
-    obs, state = prosocial.reset(k_reset, params)
-    return k_next, obs, state, prosocial.encode_grid(state)
+def _programs(params):
+    """The env's compiled reset and step for one world setting (``params`` are constants of the
+    programs, which XLA folds).
+
+    The reset also splits the episode's chain of step keys ahead, as a step would split them one
+    by one (``k_step, k = split(k)``), and a step is given its key: the step then runs no random
+    numbers unless the partner arrives (the layout's draw is a conditional in
+    ``prosocial.step_agents``). Splitting in the step measured about twice as slow a step."""
+    steps = int(params.max_steps)
+
+    @jax.jit
+    def reset(key):
+        k_reset, k = jax.random.split(key)
+        obs, state = prosocial.reset(k_reset, params)
+
+        def split(k, _):
+            k_step, k = jax.random.split(k)
+            return k, k_step
+        return jax.lax.scan(split, k, None, length=steps)[1], obs, state, prosocial.encode_grid(state)
+
+    @jax.jit
+    def step(k_step, state, action, partner_action):
+        """One step, compiled whole; what the host needs comes back as three arrays (one copy)."""
+        obs, state, reward, terminated, truncated, info = prosocial.step_agents(k_step, state, action,
+                                                                               partner_action, params)
+        flags = jnp.stack([reward, terminated, truncated, info["goal_reached"], info["forward"], state.carrying,
+                           jnp.asarray(info["other_actions"]).reshape(-1)[0]]).astype(jnp.float32)
+        return state, obs, prosocial.encode_grid(state), flags
+
+    return reset, step
 
 
-@jax.jit
-def _step(key, state, action, partner_action, params):
-    """One step, compiled whole; what the host needs comes back as three arrays (one copy)."""
-    k_step, k_next = jax.random.split(key)
-    obs, state, reward, terminated, truncated, info = prosocial.step_agents(k_step, state, action, partner_action,
-                                                                           params)
-    flags = jnp.stack([reward, terminated, truncated, info["goal_reached"], info["forward"], state.carrying,
-                       jnp.asarray(info["other_actions"]).reshape(-1)[0]]).astype(jnp.float32)
-    return k_next, state, obs, prosocial.encode_grid(state), flags
+_PROGRAMS: dict = {}  # (max_steps, step_cost_total) -> _programs, shared by the envs of a setting
 
 
 _partner_policy = jax.jit(prosocial.partner_policy)
@@ -100,10 +117,14 @@ class ProsocialParallelEnv(ParallelEnv):
         self.render_mode = render_mode
         self.tile = tile
         self.params = prosocial.prosocial_params(max_steps=max_steps, step_cost_total=step_cost_total)
+        setting = (max_steps, step_cost_total)
+        if setting not in _PROGRAMS:
+            _PROGRAMS[setting] = _programs(self.params)
+        self._reset_fn, self._step_fn = _PROGRAMS[setting]
         self.possible_agents = list(AGENTS)
         self.agents: list[str] = []
         self._np_rng = np.random.default_rng()
-        self._key = None
+        self._keys, self._t = None, 0
         self._state = None
         self._grid = None
         self.state_space = spaces.Box(0, 255, (prosocial.WIDTH, prosocial.WIDTH, 3), np.uint8)
@@ -132,8 +153,9 @@ class ProsocialParallelEnv(ParallelEnv):
         if seed is not None:
             self._np_rng = np.random.default_rng(seed)
         key = self._np_rng.integers(0, 2 ** 32, size=2, dtype=np.uint32)
-        self._key, obs, self._state, grid = _reset(key, self.params)
-        obs, self._grid = jax.device_get((obs, grid))
+        keys, obs, self._state, grid = self._reset_fn(key)
+        self._keys, self._t = np.asarray(keys), 0  # the episode's step keys (on the host), the next step's index
+        obs, self._grid = np.asarray(obs), np.asarray(grid)
         self.agents = list(self.possible_agents)
         carrying = bool(self._state.carrying)
         infos = {a: {"goal_reached": False, "carrying": carrying} for a in self.agents}
@@ -152,9 +174,10 @@ class ProsocialParallelEnv(ParallelEnv):
                 raise ValueError(f"invalid action {actions[a]!r} for {a!r} (space {self._act_spaces[a]})")
         # One compiled call and one copy back per step (no eager JAX op): the actions go in as
         # NumPy scalars, the host's numbers come back packed in ``flags``.
-        self._key, self._state, obs, grid, flags = _step(
-            self._key, self._state, np.int32(act[LEARNER]), np.int32(act[PARTNER]), self.params)
-        obs, self._grid, flags = jax.device_get((obs, grid, flags))
+        self._state, obs, grid, flags = self._step_fn(
+            self._keys[self._t], self._state, np.int32(act[LEARNER]), np.int32(act[PARTNER]))
+        self._t += 1
+        obs, self._grid, flags = np.asarray(obs), np.asarray(grid), np.asarray(flags)  # (device_get: slower)
         reward, terminated, truncated, goal, forward, carrying, other = flags.tolist()
         goal = bool(goal)
         shared = SHARED_REWARD if goal else 0.0

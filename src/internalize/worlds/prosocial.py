@@ -376,8 +376,10 @@ def step_agents(key: jax.Array, state: ProsocialState, action: jax.Array, partne
     moved, _ = _partner_move(moved, partner_action)
     arrived = moved.progress >= moved.path_len - 1
     t = state.t + 1
-    # The partner's arrival pays both agents and draws a new layout; the episode goes on.
-    next_state = jax.tree.map(lambda a, b: jnp.where(arrived, a, b), draw_layout(key), moved).replace(t=t)
+    # The partner's arrival pays both agents and draws a new layout; the episode goes on. (A
+    # conditional: one world skips the draw, its costly part, on other steps; under vmap, as in
+    # training, it is the elementwise select of both.)
+    next_state = jax.lax.cond(arrived, lambda: draw_layout(key), lambda: moved).replace(t=t)
     reward = jnp.where(forward, -params.step_cost, 0.0).astype(jnp.float32)
     truncated = t >= params.max_steps
     # The ISR sees the partner's action in the learner's frame (the observation is egocentric):
