@@ -61,6 +61,7 @@ from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
 from ..worlds import prosocial
+from .tables import episode_keys
 
 LEARNER, PARTNER = "learner", "partner"
 AGENTS = (LEARNER, PARTNER)
@@ -71,21 +72,17 @@ def _programs(params):
     """The env's compiled reset and step for one world setting (``params`` are constants of the
     programs, which XLA folds).
 
-    The reset also splits the episode's chain of step keys ahead, as a step would split them one
-    by one (``k_step, k = split(k)``), and a step is given its key: the step then runs no random
+    The reset also splits the episode's chain of step keys ahead (:func:`.tables.episode_keys`,
+    as :class:`~.gymnasium.CoinEnv` does), and a step is given its key: the step then runs no random
     numbers unless the partner arrives (the layout's draw is a conditional in
     ``prosocial.step_agents``). Splitting in the step measured about twice as slow a step."""
     steps = int(params.max_steps)
 
     @jax.jit
     def reset(key):
-        k_reset, k = jax.random.split(key)
+        k_reset, k_next = jax.random.split(key)
         obs, state = prosocial.reset(k_reset, params)
-
-        def split(k, _):
-            k_step, k = jax.random.split(k)
-            return k, k_step
-        return jax.lax.scan(split, k, None, length=steps)[1], obs, state, prosocial.encode_grid(state)
+        return episode_keys(k_next, steps), obs, state, prosocial.encode_grid(state)
 
     @jax.jit
     def step(k_step, state, action, partner_action):

@@ -74,8 +74,9 @@ def _table(state: world.CoinState, params: world.CoinParams, goal_reward: jax.Ar
     return {"steps": steps, "obs": obs.reshape((size, size, 4) + obs.shape[1:])}
 
 
-def _keys_of(key: jax.Array, steps: int) -> jax.Array:
-    """The step keys of an episode from ``key`` (``k_step, key = split(key)`` each step)."""
+def episode_keys(key: jax.Array, steps: int) -> jax.Array:
+    """The step keys of an episode from ``key`` (``k_step, key = split(key)`` each step): the
+    adapters' key chain, split ahead at reset (this single env, and the PettingZoo env's)."""
     def one(k, _):
         k_step, k_next = jax.random.split(k)
         return k_next, k_step
@@ -87,7 +88,7 @@ def _reset(key: jax.Array, params, goal_reward, steps: int):
     """A world from its reset key: state, observation, the episode's step keys, table."""
     k_reset, k_next = jax.random.split(key)
     obs, state = world.reset(k_reset, params)
-    return state, obs, _keys_of(k_next, steps), _table(state, params, goal_reward)
+    return state, obs, episode_keys(k_next, steps), _table(state, params, goal_reward)
 
 
 @jax.jit
